@@ -1,0 +1,26 @@
+"""Backup settings, read at call time so tests and operators can override them."""
+
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+
+
+def backup_dir() -> Path:
+    return Path(getattr(settings, "BACKUP_DIR", Path(settings.BASE_DIR) / "backups"))
+
+
+def keep_days() -> int:
+    return int(getattr(settings, "BACKUP_KEEP_DAYS", 30))
+
+
+def plant_zone() -> ZoneInfo:
+    return ZoneInfo(settings.TIME_ZONE)
+
+
+def log_max_bytes() -> int:
+    return int(getattr(settings, "BACKUP_LOG_MAX_BYTES", 5 * 1024 * 1024))
+
+
+def log_backup_count() -> int:
+    return int(getattr(settings, "BACKUP_LOG_BACKUP_COUNT", 5))

@@ -1,0 +1,16 @@
+"""One engine per database backend, picked from DATABASES[alias]["ENGINE"]."""
+
+from django.db import connections
+
+from backup_tasks.engines.base import Engine
+from backup_tasks.engines.sqlite import SQLiteEngine
+
+ENGINES: dict[str, type[Engine]] = {
+    "django.db.backends.sqlite3": SQLiteEngine,
+}
+
+
+def get_engine(alias: str = "default") -> Engine:
+    settings_dict = connections[alias].settings_dict
+    engine_class = ENGINES.get(settings_dict["ENGINE"], Engine)
+    return engine_class(alias, settings_dict)

@@ -1,0 +1,90 @@
+"""What a database engine does for backups: snapshot, and export rows as text."""
+
+from collections.abc import Iterator
+from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from django.db import connections, transaction
+
+from backup_tasks.errors import BackupError
+from readings.models import Reading
+
+CENT = Decimal("0.01")
+FIELDS = ("water_temperature", "air_temperature", "humidity", "setpoint", "pid_output")
+
+
+def two_decimals(value: float) -> str:
+    # Half away from zero on the value as written, as a person rounds
+    # 24.125 to 24.13, the same as SQLite's printf and PostgreSQL's to_char.
+    return str(Decimal(repr(value)).quantize(CENT, rounding=ROUND_HALF_UP))
+
+
+def plain_number(value: float) -> str:
+    """120.0 -> '120', 37.5 -> '37.5': no needless decimals."""
+    return f"{value:.15g}"
+
+
+class Engine:
+    """Generic engine: exports through the ORM's database connection."""
+
+    vendor = "generic"
+
+    def __init__(self, alias: str, settings_dict: dict) -> None:
+        self.alias = alias
+        self.settings_dict = settings_dict
+
+    def describe(self) -> str:
+        return f"{self.settings_dict['ENGINE']} database {self.settings_dict.get('NAME')!r}"
+
+    def check_available(self) -> None:
+        """Raise a BackupError when the database cannot be read at all."""
+
+    def snapshot(self, target: Path) -> int:
+        """Write a consistent copy of the whole database to target; return its reading count."""
+        raise BackupError(
+            f"Database snapshots are not supported for {self.settings_dict['ENGINE']}: "
+            "use the CSV and JSON exports, or the database's own dump tool."
+        )
+
+    def export_lines(
+        self, line_format: str, zone: ZoneInfo, start: datetime | None, end: datetime | None, chunk: int
+    ) -> Iterator[list[str]]:
+        """Yield lists of formatted lines ('csv' or 'json'), oldest reading first."""
+        table = Reading._meta.db_table
+        where, params = _window_sql(start, end, "%s")
+        connection = connections[self.alias]
+        with transaction.atomic(using=self.alias), connection.chunked_cursor() as cursor:
+            cursor.execute(
+                f"SELECT {', '.join(FIELDS)}, timestamp FROM {table}{where} ORDER BY timestamp, id",
+                params,
+            )
+            while rows := cursor.fetchmany(chunk):
+                yield [format_row(line_format, row, zone) for row in rows]
+
+
+def format_row(line_format: str, row: tuple, zone: ZoneInfo) -> str:
+    water, air, humidity, setpoint, pid, timestamp = row
+    when = timestamp.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")
+    if line_format == "csv":
+        return (
+            f"{two_decimals(water)},{two_decimals(air)},{two_decimals(humidity)},"
+            f"{two_decimals(setpoint)},{plain_number(pid)},{when}"
+        )
+    return (
+        f'{{"water_temperature":{two_decimals(water)},"air_temperature":{two_decimals(air)},'
+        f'"humidity":{two_decimals(humidity)},"setpoint":{two_decimals(setpoint)},'
+        f'"pid_output":{plain_number(pid)},"timestamp":"{when}"}}'
+    )
+
+
+def _window_sql(start, end, placeholder: str) -> tuple[str, list]:
+    clauses, params = [], []
+    if start is not None:
+        clauses.append(f"timestamp >= {placeholder}")
+        params.append(start)
+    if end is not None:
+        clauses.append(f"timestamp < {placeholder}")
+        params.append(end)
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), params

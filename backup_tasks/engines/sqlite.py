@@ -1,0 +1,204 @@
+"""SQLite: online snapshots with the backup API, exports formatted in SQL."""
+
+import sqlite3
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from backup_tasks import errors
+from backup_tasks.engines.base import Engine, _window_sql
+from readings.models import Reading
+
+HEADER = b"SQLite format 3\x00"
+
+# Each reading becomes one finished line inside SQLite: formatting 15.8
+# million rows in per-row Python costs several times the query itself.
+# substr drops fractions of a second: SQLite would round .9995 s up.
+LINE_SQL = {
+    "csv": "printf('%.2f,%.2f,%.2f,%.2f,%.15g,%s', water_temperature, air_temperature,"
+    " humidity, setpoint, pid_output, strftime('%Y-%m-%d %H:%M:%S', substr(timestamp, 1, 19), ?))",
+    "json": 'printf(\'{"water_temperature":%.2f,"air_temperature":%.2f,"humidity":%.2f,'
+    '"setpoint":%.2f,"pid_output":%.15g,"timestamp":"%s"}\', water_temperature,'
+    " air_temperature, humidity, setpoint, pid_output,"
+    " strftime('%Y-%m-%d %H:%M:%S', substr(timestamp, 1, 19), ?))",
+}
+
+
+class SQLiteEngine(Engine):
+    vendor = "sqlite"
+
+    @property
+    def path(self) -> Path:
+        return Path(self.settings_dict["NAME"])
+
+    @property
+    def busy_timeout(self) -> float:
+        return float(self.settings_dict.get("OPTIONS", {}).get("timeout", 20))
+
+    def describe(self) -> str:
+        return f"SQLite database {self.path}"
+
+    def check_available(self) -> None:
+        name = str(self.settings_dict["NAME"])
+        if name == ":memory:" or "mode=memory" in name:
+            raise errors.BackupError("An in-memory database cannot be backed up: set DATABASE_URL to a file.")
+        path = self.path
+        if not path.is_file():
+            raise errors.DatabaseMissing(
+                f"The database {path} does not exist: check DATABASE_URL, or run "
+                "'python manage.py migrate' to create a new one. Nothing was backed up."
+            )
+        try:
+            with path.open("rb") as handle:
+                header = handle.read(len(HEADER))
+        except OSError as exc:
+            raise errors.BackupError(f"Cannot read the database {path}: {exc.strerror}.") from None
+        if not header:
+            raise errors.DatabaseMissing(
+                f"The database {path} is an empty file: check DATABASE_URL, or run "
+                "'python manage.py migrate' to create the tables. Nothing was backed up."
+            )
+        if header != HEADER:
+            raise errors.CorruptDatabase(
+                f"The database {path} is not a SQLite database (damaged header): "
+                "restore it from the last good backup. Earlier backups were not touched."
+            )
+
+    def _open(self) -> sqlite3.Connection:
+        self.check_available()
+        # mode=rw: never create an empty database where the real one is missing.
+        uri = f"{self.path.resolve().as_uri()}?mode=rw"
+        try:
+            db = sqlite3.connect(uri, uri=True, timeout=self.busy_timeout, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise self._translate(exc) from None
+        return db
+
+    def snapshot(self, target: Path) -> int:
+        source = self._open()
+        try:
+            copy = sqlite3.connect(target, isolation_level=None)
+            try:
+                # Online backup API in one step (pages=-1): a consistent copy
+                # while the sensor loop keeps writing to the WAL. A stepped
+                # backup restarts on every write; a file copy can be torn.
+                source.backup(copy, pages=-1)
+                # A backup file should be one self-contained file, not WAL.
+                copy.execute("PRAGMA journal_mode=DELETE")
+                problems = [row[0] for row in copy.execute("PRAGMA integrity_check(20)")]
+                if problems != ["ok"]:
+                    raise errors.CorruptDatabase(
+                        f"The database {self.path} is corrupt (integrity check: {problems[0]}): "
+                        "restore it from the last good backup. Earlier backups were not touched."
+                    )
+                return copy.execute(f"SELECT COUNT(*) FROM {Reading._meta.db_table}").fetchone()[0]
+            finally:
+                copy.close()
+        except sqlite3.Error as exc:
+            raise self._translate(exc, target) from None
+        finally:
+            source.close()
+
+    def export_lines(
+        self, line_format: str, zone: ZoneInfo, start: datetime | None, end: datetime | None, chunk: int
+    ) -> Iterator[list[str]]:
+        table = Reading._meta.db_table
+        where, params = _window_sql(_utc_text(start), _utc_text(end), "?")
+        db = self._open()
+        try:
+            db.execute("BEGIN")  # One read snapshot across every query below.
+            first, last = db.execute(
+                f"SELECT MIN(timestamp), MAX(timestamp) FROM {table}{where}", params
+            ).fetchone()
+            if first is None:
+                return
+            joiner = " AND " if where else " WHERE "
+            for seg_start, seg_end, offset in offset_segments(zone, _parse(first), _parse(last)):
+                bounds, bound_params = [], []
+                if seg_start is not None:
+                    bounds.append("timestamp >= ?")
+                    bound_params.append(_utc_text(seg_start))
+                if seg_end is not None:
+                    bounds.append("timestamp < ?")
+                    bound_params.append(_utc_text(seg_end))
+                segment_where = where + (joiner + " AND ".join(bounds) if bounds else "")
+                cursor = db.execute(
+                    f"SELECT {LINE_SQL[line_format]} FROM {table}{segment_where} ORDER BY timestamp, id",
+                    [f"{offset:+d} seconds", *params, *bound_params],
+                )
+                while rows := cursor.fetchmany(chunk):
+                    yield [row[0] for row in rows]
+        except sqlite3.Error as exc:
+            raise self._translate(exc) from None
+        finally:
+            db.close()
+
+    def _translate(self, exc: sqlite3.Error, target: Path | None = None) -> errors.BackupError:
+        message = str(exc)
+        if "malformed" in message or "not a database" in message:
+            return errors.CorruptDatabase(
+                f"The database {self.path} is corrupt ({message}): restore it from the last good "
+                "backup. Earlier backups were not touched."
+            )
+        if "no such table" in message:
+            return errors.CorruptDatabase(
+                f"The database {self.path} has no readings table ({message}): is DATABASE_URL the "
+                "smartAquarium database? Run 'python manage.py migrate' for a new one."
+            )
+        if "locked" in message or "busy" in message:
+            return errors.DatabaseBusy(
+                f"The database {self.path} stayed locked for {self.busy_timeout:g} s: try again."
+            )
+        if target is not None and ("full" in message or "I/O error" in message):
+            return errors.DiskFull(
+                f"Could not write the snapshot in {target.parent} ({message}): free up space on the "
+                "backup disk or run 'python manage.py backup_database --cleanup'."
+            )
+        return errors.BackupError(f"SQLite error on {self.path}: {message}.")
+
+
+def _parse(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+def _utc_text(value: datetime | None) -> str | None:
+    """The way Django stores an aware datetime in SQLite: naive UTC, str()."""
+    if value is None:
+        return None
+    return str(value.astimezone(UTC).replace(tzinfo=None))
+
+
+def offset_segments(
+    zone: ZoneInfo, first: datetime, last: datetime
+) -> list[tuple[datetime | None, datetime | None, int]]:
+    """Split [first, last] into runs of constant UTC offset in zone.
+
+    Returns (start, end, offset_seconds); the first start and last end are None
+    (open). Lets SQL shift timestamps by a constant instead of calling the
+    time zone database once per row.
+    """
+
+    def offset(epoch: int) -> int:
+        return int(datetime.fromtimestamp(epoch, zone).utcoffset().total_seconds())
+
+    segments: list[tuple[datetime | None, datetime | None, int]] = []
+    seg_start: datetime | None = None
+    probe, end = int(first.timestamp()), int(last.timestamp()) + 1
+    current = offset(probe)
+    while probe < end:
+        nxt = min(probe + 3600, end)  # No zone changes its offset twice within an hour.
+        if offset(nxt) != current:
+            low, high = probe, nxt  # offset(low) == current != offset(high)
+            while high - low > 1:
+                mid = (low + high) // 2
+                if offset(mid) == current:
+                    low = mid
+                else:
+                    high = mid
+            boundary = datetime.fromtimestamp(high, UTC)
+            segments.append((seg_start, boundary, current))
+            seg_start, current = boundary, offset(high)
+        probe = nxt
+    segments.append((seg_start, None, current))
+    return segments

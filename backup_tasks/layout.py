@@ -1,0 +1,86 @@
+"""Where backups go and what they are called: the guide's names, written once.
+
+backups/
+├── scheduled_backup.log
+├── database/db_backup_YYYYMMDD_HHMMSS.sqlite3
+├── csv_exports/readings_YYYYMMDD_HHMMSS.csv
+└── json_exports/readings_YYYYMMDD_HHMMSS.json
+"""
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from backup_tasks import conf
+
+STAMP_FORMAT = "%Y%m%d_%H%M%S"
+LOG_NAME = "scheduled_backup.log"
+# Work in progress: hidden, in the folder of the final file, removed by cleanup
+# when a crashed run left one behind.
+TEMP_RE = re.compile(r"^\.(?:db_backup|readings)_\d{8}_\d{6}\..+\.tmp$")
+
+
+@dataclass(frozen=True)
+class Kind:
+    key: str
+    folder: str
+    prefix: str
+    suffix: str
+    label: str
+
+    @property
+    def name_re(self) -> re.Pattern[str]:
+        return re.compile(rf"^{re.escape(self.prefix)}(\d{{8}}_\d{{6}}){re.escape(self.suffix)}$")
+
+    def file_name(self, when: datetime) -> str:
+        return f"{self.prefix}{when.strftime(STAMP_FORMAT)}{self.suffix}"
+
+    def directory(self, root: Path | None = None) -> Path:
+        return (root or conf.backup_dir()) / self.folder
+
+
+DB = Kind("db", "database", "db_backup_", ".sqlite3", "Database backup")
+CSV = Kind("csv", "csv_exports", "readings_", ".csv", "CSV export")
+JSON = Kind("json", "json_exports", "readings_", ".json", "JSON export")
+KINDS = {kind.key: kind for kind in (DB, CSV, JSON)}
+
+
+def log_path(root: Path | None = None) -> Path:
+    return (root or conf.backup_dir()) / LOG_NAME
+
+
+def stamp_of(kind: Kind, name: str) -> datetime | None:
+    """The plant-local time in one of our file names, or None for a foreign file."""
+    match = kind.name_re.match(name)
+    if not match:
+        return None
+    try:
+        naive = datetime.strptime(match.group(1), STAMP_FORMAT)
+    except ValueError:
+        return None
+    return naive.replace(tzinfo=conf.plant_zone())
+
+
+def backups(kind: Kind, root: Path | None = None) -> list[tuple[datetime, Path]]:
+    """Our finished files of one kind, oldest first; anything else is ignored."""
+    folder = kind.directory(root)
+    try:
+        entries = list(folder.iterdir())
+    except FileNotFoundError:
+        return []
+    found = []
+    for path in entries:
+        stamp = stamp_of(kind, path.name)
+        if stamp is not None and path.is_file():
+            found.append((stamp, path))
+    found.sort(key=lambda item: (item[0].replace(tzinfo=None), item[1].name))
+    return found
+
+
+def display_str(path: Path | str) -> str:
+    """A path as the guide prints it: relative to the working directory when inside it."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)

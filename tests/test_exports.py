@@ -1,0 +1,166 @@
+"""CSV and JSON exports: the guide's exact format, in the plant's zone, oldest first."""
+
+import csv
+import io
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from backup_tasks import services
+from readings.models import Reading
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+HEADER = "Water Temp (°C),Air Temp (°C),Humidity (%),Setpoint (°C),PID Output,Timestamp"
+
+
+def utc(*args) -> datetime:
+    return datetime(*args, tzinfo=UTC)
+
+
+def add(water, air, humidity, setpoint, pid, when):
+    Reading.objects.create(
+        water_temperature=water,
+        air_temperature=air,
+        humidity=humidity,
+        setpoint=setpoint,
+        pid_output=pid,
+        timestamp=when,
+    )
+
+
+@pytest.fixture
+def guide_readings():
+    # Inserted newest first: the export must still list them oldest first.
+    add(24.54, 26.15, 60.45, 25.0, 110, utc(2025, 1, 11, 14, 30, 26))
+    add(24.52, 26.18, 60.48, 25.0, 115, utc(2025, 1, 11, 14, 30, 24))
+    add(24.5, 26.2, 60.5, 25.0, 120, utc(2025, 1, 11, 14, 30, 22))
+
+
+def test_csv_export_matches_the_guide_byte_for_byte(backup_dir, guide_readings):
+    result = services.export_csv(when=datetime(2025, 1, 11, 14, 30, 22, tzinfo=UTC))
+
+    path = backup_dir / "csv_exports" / "readings_20250111_143022.csv"
+    assert result.path == str(path)
+    assert result.rows == 3
+    assert (
+        path.read_bytes()
+        == (
+            "\ufeff" + HEADER + "\r\n"
+            "24.50,26.20,60.50,25.00,120,2025-01-11 14:30:22\r\n"
+            "24.52,26.18,60.48,25.00,115,2025-01-11 14:30:24\r\n"
+            "24.54,26.15,60.45,25.00,110,2025-01-11 14:30:26\r\n"
+        ).encode()
+    )
+
+
+def test_csv_export_reads_back_with_the_csv_module(backup_dir, guide_readings):
+    path = services.export_csv().path
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        rows = list(csv.reader(handle))
+    assert rows[0] == HEADER.split(",")
+    assert rows[1] == ["24.50", "26.20", "60.50", "25.00", "120", "2025-01-11 14:30:22"]
+    assert len(rows) == 4
+
+
+def test_json_export_has_the_guide_keys_as_numbers(backup_dir, guide_readings):
+    result = services.export_json(when=datetime(2025, 1, 11, 14, 30, 22, tzinfo=UTC))
+
+    path = backup_dir / "json_exports" / "readings_20250111_143022.json"
+    assert result.path == str(path)
+    assert path.read_text(encoding="utf-8") == (
+        "[\n"
+        '{"water_temperature":24.50,"air_temperature":26.20,"humidity":60.50,"setpoint":25.00,'
+        '"pid_output":120,"timestamp":"2025-01-11 14:30:22"},\n'
+        '{"water_temperature":24.52,"air_temperature":26.18,"humidity":60.48,"setpoint":25.00,'
+        '"pid_output":115,"timestamp":"2025-01-11 14:30:24"},\n'
+        '{"water_temperature":24.54,"air_temperature":26.15,"humidity":60.45,"setpoint":25.00,'
+        '"pid_output":110,"timestamp":"2025-01-11 14:30:26"}\n'
+        "]\n"
+    )
+    data = json.loads(path.read_text())
+    assert data[0] == {
+        "water_temperature": 24.5,
+        "air_temperature": 26.2,
+        "humidity": 60.5,
+        "setpoint": 25.0,
+        "pid_output": 120,
+        "timestamp": "2025-01-11 14:30:22",
+    }
+
+
+def test_exports_of_an_empty_database(backup_dir):
+    csv_path = services.export_csv().path
+    json_path = services.export_json().path
+    with open(csv_path, "rb") as handle:
+        assert handle.read() == ("\ufeff" + HEADER + "\r\n").encode()
+    with open(json_path, "rb") as handle:
+        assert handle.read() == b"[]\n"
+
+
+def test_numbers_round_half_away_from_zero_and_pid_has_no_needless_decimals(backup_dir):
+    add(24.125, -3.005, 100.0, 25.0, 37.5, utc(2025, 1, 11, 8, 0, 0, 999_999))
+    add(2.675, 0.0, 0.0, 18.333333, 0.25, utc(2025, 1, 11, 8, 0, 2))
+
+    lines = Path(services.export_csv().path).read_text(encoding="utf-8-sig").splitlines()
+
+    assert lines[1:] == [
+        "24.13,-3.01,100.00,25.00,37.5,2025-01-11 08:00:00",
+        "2.68,0.00,0.00,18.33,0.25,2025-01-11 08:00:02",
+    ]
+
+
+def test_timestamps_are_in_the_plant_zone_across_daylight_saving(settings, backup_dir):
+    settings.TIME_ZONE = "Europe/Berlin"
+    add(20.0, 20.0, 50.0, 25.0, 1, utc(2026, 1, 15, 12, 0, 0))  # CET, +1
+    add(20.0, 20.0, 50.0, 25.0, 2, utc(2026, 3, 29, 0, 59, 58))  # last CET second pair
+    add(20.0, 20.0, 50.0, 25.0, 3, utc(2026, 3, 29, 1, 0, 0))  # 02:00 does not exist: 03:00 CEST
+    add(20.0, 20.0, 50.0, 25.0, 4, utc(2026, 7, 1, 10, 0, 0))  # CEST, +2
+    add(20.0, 20.0, 50.0, 25.0, 5, utc(2026, 10, 25, 0, 59, 58))  # 02:59:58 CEST
+    add(20.0, 20.0, 50.0, 25.0, 6, utc(2026, 10, 25, 1, 0, 0))  # 02:00:00 again, now CET
+    add(20.0, 20.0, 50.0, 25.0, 7, utc(2026, 10, 25, 1, 30, 0))  # 02:30 CET
+
+    csv_lines = Path(services.export_csv().path).read_text(encoding="utf-8-sig").splitlines()[1:]
+    json_rows = json.loads(Path(services.export_json().path).read_text())
+
+    expected = [
+        ("1", "2026-01-15 13:00:00"),
+        ("2", "2026-03-29 01:59:58"),
+        ("3", "2026-03-29 03:00:00"),
+        ("4", "2026-07-01 12:00:00"),
+        ("5", "2026-10-25 02:59:58"),
+        ("6", "2026-10-25 02:00:00"),
+        ("7", "2026-10-25 02:30:00"),
+    ]
+    assert [tuple(line.split(",")[4:]) for line in csv_lines] == expected
+    assert [(str(row["pid_output"]), row["timestamp"]) for row in json_rows] == expected
+
+
+def test_export_window_includes_start_and_excludes_end(backup_dir, guide_readings):
+    result = services.export_csv(start=utc(2025, 1, 11, 14, 30, 24), end=utc(2025, 1, 11, 14, 30, 26))
+    lines = Path(result.path).read_text(encoding="utf-8-sig").splitlines()
+    assert lines[1:] == ["24.52,26.18,60.48,25.00,115,2025-01-11 14:30:24"]
+
+
+def test_two_exports_in_the_same_second_never_overwrite(backup_dir, guide_readings):
+    when = datetime(2025, 1, 11, 14, 30, 22, tzinfo=UTC)
+    first = services.export_csv(when=when)
+    before = Path(first.path).read_bytes()
+    add(30.0, 30.0, 50.0, 25.0, 1, utc(2025, 1, 11, 14, 30, 28))
+
+    second = services.export_csv(when=when)
+
+    assert first.path.endswith("readings_20250111_143022.csv")
+    assert second.path.endswith("readings_20250111_143023.csv")
+    assert Path(first.path).read_bytes() == before
+    assert second.rows == 4
+
+
+def test_csv_fields_are_never_quoted(backup_dir, guide_readings):
+    # The CSV has no quoting at all: every field is a plain number or time.
+    text = Path(services.export_csv().path).read_bytes().decode("utf-8-sig")
+    reader = csv.reader(io.StringIO(text))
+    assert all(len(row) == 6 for row in reader)
+    assert '"' not in text
