@@ -24,9 +24,15 @@ class Command(BaseCommand):
             help="first day, YYYY-MM-DD in the plant's zone (default: so the readings end now)",
         )
         parser.add_argument("--seed", type=int, default=2, help="random seed (default 2)")
+        parser.add_argument(
+            "--if-empty", action="store_true", help="do nothing when the database already has readings"
+        )
         parser.add_argument("--database", default=DEFAULT_DB_ALIAS)
 
-    def handle(self, *, days, interval, start, seed, database, **options):
+    def handle(self, *, days, interval, start, seed, if_empty, database, **options):
+        if if_empty and Reading.objects.using(database).exists():
+            self.stdout.write("The database already has readings: no demo readings added.")
+            return
         if days <= 0:
             raise CommandError("--days must be greater than 0")
         if interval <= 0:
