@@ -134,10 +134,11 @@ LOGGING = {
     },
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "null": {"class": "logging.NullHandler"},
     },
     "loggers": {
         # backup_tasks.log adds the rotating scheduled_backup.log handler.
-        "backup_tasks": {"handlers": [], "level": "INFO", "propagate": False},
+        "backup_tasks": {"handlers": ["null"], "level": "INFO", "propagate": False},
     },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "WARNING")},
 }

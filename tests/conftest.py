@@ -51,7 +51,7 @@ class Project:
     def manage(self, *args: str, check: bool = False, timeout: float = 300, **kwargs):
         result = subprocess.run(
             [sys.executable, str(PROJECT / "manage.py"), *args],
-            cwd=self.root,
+            cwd=kwargs.pop("cwd", self.root),
             env=kwargs.pop("env", self.env),
             capture_output=True,
             text=True,

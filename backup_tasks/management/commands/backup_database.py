@@ -20,6 +20,9 @@ class Error(CommandError):
 
 
 class Command(BaseCommand):
+    # Every problem the system checks look for (backup folder, database) is
+    # reported by this command in one line of its own words instead.
+    requires_system_checks = []
     help = (
         "Back up the database and export readings to CSV and JSON (default: all), "
         "show the backup status, or remove old backups."

@@ -1,0 +1,132 @@
+"""Cleanup removes our old backups by the time in their names, and nothing else."""
+
+import os
+import time
+from datetime import UTC, datetime
+
+import pytest
+
+from backup_tasks import services
+from backup_tasks.errors import BackupError
+
+NOW = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
+
+
+def make(backup_dir, relative: str, content: bytes = b"x") -> None:
+    path = backup_dir / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content)
+
+
+@pytest.fixture
+def tree(backup_dir):
+    for name in (
+        "database/db_backup_20250101_080000.sqlite3",  # 59 days old
+        "database/db_backup_20250130_115959.sqlite3",  # 30 days and 1 s old
+        "database/db_backup_20250130_120000.sqlite3",  # exactly 30 days old: kept
+        "database/db_backup_20250228_120000.sqlite3",
+        "csv_exports/readings_20250101_080000.csv",
+        "csv_exports/readings_20250228_120000.csv",
+        "json_exports/readings_20250101_080000.json",
+        "json_exports/readings_20250301_115900.json",
+    ):
+        make(backup_dir, name, b"0123456789")
+    # Not ours: never touched, however old.
+    for name in (
+        "database/my_copy_20200101.sqlite3",
+        "database/db_backup_20200101_080000.sqlite3.bak",
+        "csv_exports/readings_2020.csv",
+        "csv_exports/notes.txt",
+        "old_stuff.csv",
+    ):
+        make(backup_dir, name)
+    return backup_dir
+
+
+def listing(backup_dir) -> list[str]:
+    return sorted(
+        str(p.relative_to(backup_dir))
+        for p in backup_dir.rglob("*")
+        if p.is_file() and p.name != "scheduled_backup.log"
+    )
+
+
+def test_cleanup_removes_only_our_backups_older_than_the_limit(tree):
+    result = services.cleanup_old_backups(days_to_keep=30, now=NOW)
+
+    assert sorted(result.removed) == sorted(
+        str(tree / name)
+        for name in (
+            "database/db_backup_20250101_080000.sqlite3",
+            "database/db_backup_20250130_115959.sqlite3",
+            "csv_exports/readings_20250101_080000.csv",
+            "json_exports/readings_20250101_080000.json",
+        )
+    )
+    assert result.freed_bytes == 40
+    assert result.kept == 4
+    assert listing(tree) == [
+        "csv_exports/notes.txt",
+        "csv_exports/readings_2020.csv",
+        "csv_exports/readings_20250228_120000.csv",
+        "database/db_backup_20200101_080000.sqlite3.bak",
+        "database/db_backup_20250130_120000.sqlite3",
+        "database/db_backup_20250228_120000.sqlite3",
+        "database/my_copy_20200101.sqlite3",
+        "json_exports/readings_20250301_115900.json",
+        "old_stuff.csv",
+    ]
+
+
+def test_cleanup_defaults_to_backup_keep_days(settings, tree):
+    settings.BACKUP_KEEP_DAYS = 1
+    result = services.cleanup_old_backups(now=NOW)
+    assert result.days_to_keep == 1
+    # Kept: 2025-02-28 12:00 (exactly one day) twice, and 2025-03-01 11:59.
+    assert result.kept == 3
+
+
+def test_cleanup_judges_by_the_plant_time_in_the_name(settings, backup_dir):
+    settings.TIME_ZONE = "America/New_York"  # UTC-5 in winter
+    make(backup_dir, "database/db_backup_20250130_065959.sqlite3")  # 11:59:59 UTC: older than 30 days
+    make(backup_dir, "database/db_backup_20250130_070000.sqlite3")  # 12:00:00 UTC: exactly 30 days
+
+    result = services.cleanup_old_backups(days_to_keep=30, now=NOW)
+
+    assert [os.path.basename(p) for p in result.removed] == ["db_backup_20250130_065959.sqlite3"]
+
+
+def test_cleanup_removes_temporary_files_of_crashed_runs_but_not_of_running_ones(backup_dir):
+    make(backup_dir, "database/.db_backup_20250301_100000.sqlite3.ab12cd34.tmp")
+    make(backup_dir, "csv_exports/.readings_20250301_115955.csv.00ff00ff.tmp")
+    old = time.time() - 2 * 3600
+    os.utime(backup_dir / "database/.db_backup_20250301_100000.sqlite3.ab12cd34.tmp", (old, old))
+
+    result = services.cleanup_old_backups(days_to_keep=30)
+
+    assert result.removed_temporary == [
+        str(backup_dir / "database/.db_backup_20250301_100000.sqlite3.ab12cd34.tmp")
+    ]
+    assert listing(backup_dir) == ["csv_exports/.readings_20250301_115955.csv.00ff00ff.tmp"]
+
+
+def test_cleanup_refuses_to_keep_zero_days(tree):
+    before = listing(tree)
+    with pytest.raises(BackupError, match="Days to keep must be at least 1"):
+        services.cleanup_old_backups(days_to_keep=0, now=NOW)
+    assert listing(tree) == before
+
+
+def test_cleanup_command_reports_what_it_removed(project):
+    for name in ("database/db_backup_20000101_000000.sqlite3", "csv_exports/readings_20000101_000000.csv"):
+        make(project.backups, name, b"x" * 2048)
+    make(project.backups, "csv_exports/readings_29990101_000000.csv")
+
+    result = project.manage("backup_database", "--cleanup", "--days", "7", check=True)
+
+    assert result.stdout.splitlines() == [
+        "Removed backups/database/db_backup_20000101_000000.sqlite3",
+        "Removed backups/csv_exports/readings_20000101_000000.csv",
+        "Cleanup complete: removed 2 backups older than 7 days (4.0 KB freed), kept 1.",
+    ]
+    assert project.files() == ["csv_exports/readings_29990101_000000.csv"]

@@ -1,0 +1,98 @@
+"""The guide's BACKUP STATUS report."""
+
+from datetime import UTC, datetime
+
+import pytest
+
+from readings.models import Reading
+
+
+def add(water, air, humidity, setpoint, pid, when):
+    Reading.objects.create(
+        water_temperature=water,
+        air_temperature=air,
+        humidity=humidity,
+        setpoint=setpoint,
+        pid_output=pid,
+        timestamp=when,
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_status_report_on_known_readings(settings, backup_dir, capsys):
+    from django.core.management import call_command
+
+    settings.TIME_ZONE = "Europe/Berlin"
+    add(20.5, 22.0, 70.0, 25.0, 200, datetime(2025, 1, 11, 12, 0, 0, tzinfo=UTC))
+    add(28.75, 29.5, 60.46, 25.0, 10, datetime(2025, 1, 11, 13, 0, 0, tzinfo=UTC))
+    add(25.43, 26.2, 60.5, 25.0, 120, datetime(2025, 1, 11, 13, 30, 22, tzinfo=UTC))
+    for name in ("database/db_backup_20250111_080000.sqlite3", "csv_exports/readings_20250111_080000.csv"):
+        (backup_dir / name).parent.mkdir(parents=True, exist_ok=True)
+        (backup_dir / name).write_bytes(b"x")
+    (backup_dir / "csv_exports" / "someone_elses.csv").write_bytes(b"x")
+
+    call_command("backup_database", "--status")
+
+    assert capsys.readouterr().out == (
+        "============================================================\n"
+        "HEAT TREATMENT PLANT CONTROL - BACKUP STATUS\n"
+        "============================================================\n"
+        "\n"
+        f"Backup Location: {backup_dir}\n"
+        "\n"
+        "Database Backups: 1\n"
+        "CSV Exports: 1\n"
+        "JSON Exports: 0\n"
+        "\n"
+        "Database Statistics:\n"
+        "  Total Readings: 3\n"
+        "  Water Temp Range: 20.50°C - 28.75°C\n"
+        "  Water Temp Avg: 24.89°C\n"
+        "  Air Temp Range: 22.00°C - 29.50°C\n"
+        "  Air Temp Avg: 25.90°C\n"
+        "  Humidity Avg: 63.65%\n"
+        "\n"
+        "Latest Reading:\n"
+        "  Water: 25.43°C\n"
+        "  Air: 26.20°C\n"
+        "  Humidity: 60.50%\n"
+        "  Setpoint: 25.00°C\n"
+        "  Time: 2025-01-11 14:30:22\n"
+        "============================================================\n"
+    )
+
+
+def test_status_counts_thousands_with_separators(project):
+    project.manage("simulate_readings", "--days", "1", check=True)
+    out = project.manage("backup_database", "--status", check=True).stdout
+    assert "  Total Readings: 43,200\n" in out
+
+
+def test_status_of_an_empty_database_says_so(project):
+    result = project.manage("backup_database", "--status", check=True)
+
+    assert result.stdout.splitlines()[4:] == [
+        f"Backup Location: {project.backups}",
+        "",
+        "Database Backups: 0",
+        "CSV Exports: 0",
+        "JSON Exports: 0",
+        "",
+        "Database Statistics:",
+        "  Total Readings: 0",
+        "  No readings recorded yet.",
+        "============================================================",
+    ]
+    assert not project.backups.exists()  # looking creates nothing
+
+
+def test_status_without_a_database_reports_it_and_fails(project):
+    project.db.unlink()
+
+    result = project.manage("backup_database", "--status")
+
+    assert result.returncode == 1
+    assert "Database Backups: 0" in result.stdout
+    assert f"  Database not available: The database {project.db} does not exist" in result.stdout
+    assert result.stderr.startswith(f"Error: The database {project.db} does not exist")
+    assert not project.db.exists()
