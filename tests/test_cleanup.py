@@ -130,3 +130,15 @@ def test_cleanup_command_reports_what_it_removed(project):
         "Cleanup complete: removed 2 backups older than 7 days (4.0 KB freed), kept 1.",
     ]
     assert project.files() == ["csv_exports/readings_29990101_000000.csv"]
+
+
+def test_the_log_rotates_by_size(settings, backup_dir):
+    settings.BACKUP_LOG_MAX_BYTES = 400
+    settings.BACKUP_LOG_BACKUP_COUNT = 2
+    for _ in range(20):
+        services.cleanup_old_backups(days_to_keep=30)
+
+    logs = sorted(p.name for p in backup_dir.iterdir() if p.name.startswith("scheduled_backup.log"))
+    assert logs == ["scheduled_backup.log", "scheduled_backup.log.1", "scheduled_backup.log.2"]
+    assert all((backup_dir / name).stat().st_size <= 400 for name in logs)
+    assert "Cleanup finished: 0 removed" in (backup_dir / "scheduled_backup.log").read_text()

@@ -164,3 +164,29 @@ def test_csv_fields_are_never_quoted(backup_dir, guide_readings):
     reader = csv.reader(io.StringIO(text))
     assert all(len(row) == 6 for row in reader)
     assert '"' not in text
+
+
+def test_sql_formatting_matches_the_generic_python_path(settings, backup_dir, monkeypatch):
+    """The SQLite fast path and the ORM path other databases use write the same bytes."""
+    from backup_tasks.engines import get_engine
+    from backup_tasks.engines.base import Engine
+
+    settings.TIME_ZONE = "Europe/Berlin"
+    values = [24.125, 2.675, -3.005, 0.0, 99.999, 18.333333, 100.0]
+    moments = [
+        utc(2026, 3, 29, 0, 59, 59),
+        utc(2026, 3, 29, 1),
+        utc(2026, 10, 25, 0, 30),
+        utc(2026, 10, 25, 1, 30),
+    ]
+    for i, when in enumerate(moments):
+        add(values[i], values[i + 1], abs(values[i + 2]), values[i + 3], [120, 37.5, 0.25, -4][i], when)
+    fast_csv, fast_json = services.export_csv().path, services.export_json().path
+
+    generic = Engine("default", get_engine().settings_dict)
+    monkeypatch.setattr(services, "get_engine", lambda alias="default": generic)
+    slow_csv, slow_json = services.export_csv().path, services.export_json().path
+
+    assert Path(slow_csv).read_bytes() == Path(fast_csv).read_bytes()
+    assert Path(slow_json).read_bytes() == Path(fast_json).read_bytes()
+    assert len(Path(fast_csv).read_text(encoding="utf-8-sig").splitlines()) == 5

@@ -6,7 +6,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from django.db import connections, transaction
+from django.db import transaction
 
 from backup_tasks.errors import BackupError
 from readings.models import Reading
@@ -52,16 +52,21 @@ class Engine:
         self, line_format: str, zone: ZoneInfo, start: datetime | None, end: datetime | None, chunk: int
     ) -> Iterator[list[str]]:
         """Yield lists of formatted lines ('csv' or 'json'), oldest reading first."""
-        table = Reading._meta.db_table
-        where, params = _window_sql(start, end, "%s")
-        connection = connections[self.alias]
-        with transaction.atomic(using=self.alias), connection.chunked_cursor() as cursor:
-            cursor.execute(
-                f"SELECT {', '.join(FIELDS)}, timestamp FROM {table}{where} ORDER BY timestamp, id",
-                params,
-            )
-            while rows := cursor.fetchmany(chunk):
-                yield [format_row(line_format, row, zone) for row in rows]
+        rows = (
+            Reading.objects.using(self.alias)
+            .between(start, end)
+            .order_by("timestamp", "id")
+            .values_list(*FIELDS, "timestamp")
+        )
+        with transaction.atomic(using=self.alias):  # one consistent read, server-side cursor
+            batch = []
+            for row in rows.iterator(chunk_size=chunk):
+                batch.append(format_row(line_format, row, zone))
+                if len(batch) == chunk:
+                    yield batch
+                    batch = []
+            if batch:
+                yield batch
 
 
 def format_row(line_format: str, row: tuple, zone: ZoneInfo) -> str:
