@@ -24,3 +24,8 @@ def log_max_bytes() -> int:
 
 def log_backup_count() -> int:
     return int(getattr(settings, "BACKUP_LOG_BACKUP_COUNT", 5))
+
+
+def run_timeout_seconds() -> int:
+    """After this long a run still marked 'running' is taken as abandoned."""
+    return int(getattr(settings, "BACKUP_RUN_TIMEOUT", 3 * 3600))

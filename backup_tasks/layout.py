@@ -28,6 +28,7 @@ class Kind:
     prefix: str
     suffix: str
     label: str
+    run_kind: str  # BackupRun.Kind value
 
     @property
     def name_re(self) -> re.Pattern[str]:
@@ -40,9 +41,9 @@ class Kind:
         return (root or conf.backup_dir()) / self.folder
 
 
-DB = Kind("db", "database", "db_backup_", ".sqlite3", "Database backup")
-CSV = Kind("csv", "csv_exports", "readings_", ".csv", "CSV export")
-JSON = Kind("json", "json_exports", "readings_", ".json", "JSON export")
+DB = Kind("db", "database", "db_backup_", ".sqlite3", "Database backup", "snapshot")
+CSV = Kind("csv", "csv_exports", "readings_", ".csv", "CSV export", "csv")
+JSON = Kind("json", "json_exports", "readings_", ".json", "JSON export", "json")
 KINDS = {kind.key: kind for kind in (DB, CSV, JSON)}
 
 

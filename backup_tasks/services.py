@@ -15,6 +15,9 @@ from backup_tasks.engines import get_engine
 from backup_tasks.errors import BackupError
 from backup_tasks.exporters import WRITERS
 from backup_tasks.log import run_logger
+from backup_tasks.manifest import HashingWriter, file_sha256, sidecar, write_checksum
+from backup_tasks.models import BackupRun
+from backup_tasks.runs import recorded
 from backup_tasks.safefile import atomic_output
 
 EXPORT_CHUNK = 10_000
@@ -28,6 +31,7 @@ class BackupResult:
     size_bytes: int
     rows: int
     duration_s: float
+    sha256: str
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -45,56 +49,61 @@ class CleanupResult:
         return asdict(self)
 
 
+@dataclass
+class Written:
+    path: Path
+    rows: int
+    sha256: str
+    newest_reading: datetime | None = None
+
+
 def now_stamp() -> datetime:
     """The time that names a run's files: now in the plant's zone, whole seconds."""
     return datetime.now(conf.plant_zone()).replace(microsecond=0)
 
 
-def _run(kind: layout.Kind, work: Callable[[], tuple[Path, int]]) -> BackupResult:
-    log = run_logger()
-    began = time.monotonic()
-    try:
-        path, rows = work()
-    except BackupError as exc:
-        log.error("%s failed: %s", kind.label, exc)
-        raise
-    except Exception:
-        log.exception("%s failed unexpectedly", kind.label)
-        raise
-    result = BackupResult(
-        kind=kind.key,
-        path=str(path),
-        size_bytes=path.stat().st_size,
-        rows=rows,
-        duration_s=round(time.monotonic() - began, 3),
-    )
-    log.info(
+def _run(kind: layout.Kind, *, trigger: str, alias: str, work: Callable[[], Written]) -> BackupResult:
+    with recorded(kind.run_kind, trigger=trigger, alias=alias) as run:
+        began = time.monotonic()
+        written = work()
+        write_checksum(written.path, written.sha256)
+        result = BackupResult(
+            kind=kind.key,
+            path=str(written.path),
+            size_bytes=written.path.stat().st_size,
+            rows=written.rows,
+            duration_s=round(time.monotonic() - began, 3),
+            sha256=written.sha256,
+        )
+        run.file, run.size_bytes, run.rows = result.path, result.size_bytes, result.rows
+        run.sha256, run.newest_reading = result.sha256, written.newest_reading
+    run_logger().info(
         "%s written: %s (%s, %s readings, %.2f s)",
         kind.label,
-        path,
+        written.path,
         human_size(result.size_bytes),
-        f"{rows:,}",
+        f"{result.rows:,}",
         result.duration_s,
     )
     return result
 
 
 def snapshot_database(
-    *, alias: str = "default", when: datetime | None = None, root: Path | None = None
+    *, alias: str = "default", when: datetime | None = None, root: Path | None = None, trigger: str = ""
 ) -> BackupResult:
     """Snapshot the whole database into BACKUP_DIR/database/, verified before it is named."""
     engine = get_engine(alias)
     when = when or now_stamp()
 
-    def work() -> tuple[Path, int]:
+    def work() -> Written:
         engine.check_available()
-        with atomic_output(
-            layout.DB.directory(root), layout.DB.file_name, when, "the database backup"
-        ) as out:
-            rows = engine.snapshot(out.tmp)
-        return out.final, rows
+        folder = layout.DB.directory(root)
+        with atomic_output(folder, layout.DB.file_name, when, "the database backup") as out:
+            snapshot = engine.snapshot(out.tmp)
+            sha256 = file_sha256(out.tmp)
+        return Written(out.final, snapshot.rows, sha256, snapshot.newest_reading)
 
-    return _run(layout.DB, work)
+    return _run(layout.DB, trigger=trigger, alias=alias, work=work)
 
 
 def _export(
@@ -105,17 +114,19 @@ def _export(
     start: datetime | None,
     end: datetime | None,
     root: Path | None,
+    trigger: str,
 ) -> BackupResult:
     engine = get_engine(alias)
     when = when or now_stamp()
     write = WRITERS[kind.key]
 
-    def work() -> tuple[Path, int]:
+    def work() -> Written:
         engine.check_available()
         with atomic_output(kind.directory(root), kind.file_name, when, f"the {kind.label}") as out:
             with open(out.tmp, "xb", buffering=1 << 20) as handle:
+                hashing = HashingWriter(handle)
                 rows, written = write(
-                    handle, engine.export_lines(kind.key, conf.plant_zone(), start, end, EXPORT_CHUNK)
+                    hashing, engine.export_lines(kind.key, conf.plant_zone(), start, end, EXPORT_CHUNK)
                 )
             on_disk = out.tmp.stat().st_size
             if on_disk != written:
@@ -123,9 +134,9 @@ def _export(
                     f"The {kind.label} came out {on_disk:,} bytes instead of {written:,}: "
                     "the backup disk lost data; check it and run the backup again."
                 )
-        return out.final, rows
+        return Written(out.final, rows, hashing.hexdigest())
 
-    return _run(kind, work)
+    return _run(kind, trigger=trigger, alias=alias, work=work)
 
 
 def export_csv(
@@ -135,9 +146,10 @@ def export_csv(
     start: datetime | None = None,
     end: datetime | None = None,
     root: Path | None = None,
+    trigger: str = "",
 ) -> BackupResult:
     """Export readings (start <= timestamp < end) to BACKUP_DIR/csv_exports/."""
-    return _export(layout.CSV, alias=alias, when=when, start=start, end=end, root=root)
+    return _export(layout.CSV, alias=alias, when=when, start=start, end=end, root=root, trigger=trigger)
 
 
 def export_json(
@@ -147,9 +159,10 @@ def export_json(
     start: datetime | None = None,
     end: datetime | None = None,
     root: Path | None = None,
+    trigger: str = "",
 ) -> BackupResult:
     """Export readings (start <= timestamp < end) to BACKUP_DIR/json_exports/."""
-    return _export(layout.JSON, alias=alias, when=when, start=start, end=end, root=root)
+    return _export(layout.JSON, alias=alias, when=when, start=start, end=end, root=root, trigger=trigger)
 
 
 OPERATIONS: dict[str, Callable[..., BackupResult]] = {
@@ -165,6 +178,7 @@ def complete_backup(
     kinds: tuple[str, ...] = ALL_KINDS,
     alias: str = "default",
     root: Path | None = None,
+    trigger: str = "",
     on_result: Callable[[BackupResult], None] | None = None,
 ) -> list[BackupResult]:
     """Snapshot and export under one time stamp; stop at the first failure.
@@ -175,7 +189,7 @@ def complete_backup(
     when = now_stamp()
     results = []
     for kind in kinds:
-        result = OPERATIONS[kind](alias=alias, when=when, root=root)
+        result = OPERATIONS[kind](alias=alias, when=when, root=root, trigger=trigger)
         results.append(result)
         if on_result:
             on_result(result)
@@ -184,7 +198,12 @@ def complete_backup(
 
 
 def cleanup_old_backups(
-    *, days_to_keep: int | None = None, now: datetime | None = None, root: Path | None = None
+    *,
+    days_to_keep: int | None = None,
+    now: datetime | None = None,
+    root: Path | None = None,
+    alias: str = "default",
+    trigger: str = "",
 ) -> CleanupResult:
     """Remove our backups whose name stamps are older than days_to_keep days.
 
@@ -198,17 +217,21 @@ def cleanup_old_backups(
     cutoff = now - timedelta(days=days)
     result = CleanupResult(days_to_keep=days)
     log = run_logger()
-    for kind in layout.KINDS.values():
-        for stamp, path in layout.backups(kind, root):
-            if stamp >= cutoff:
-                result.kept += 1
-                continue
-            size = _remove(path)
-            if size is not None:
-                result.removed.append(str(path))
-                result.freed_bytes += size
-                log.info("Cleanup removed %s (older than %d days)", path, days)
-        result.removed_temporary += _remove_stale_temporaries(kind.directory(root), now)
+    with recorded(BackupRun.Kind.CLEANUP, trigger=trigger, alias=alias) as run:
+        for kind in layout.KINDS.values():
+            for stamp, path in layout.backups(kind, root):
+                if stamp >= cutoff:
+                    result.kept += 1
+                    continue
+                size = _remove(path)
+                if size is not None:
+                    _remove(sidecar(path))
+                    result.removed.append(str(path))
+                    result.freed_bytes += size
+                    log.info("Cleanup removed %s (older than %d days)", path, days)
+            result.removed_temporary += _remove_stale_temporaries(kind.directory(root), now)
+        run.size_bytes = result.freed_bytes
+        run.details = {"removed": len(result.removed), "kept": result.kept, "days_to_keep": days}
     log.info(
         "Cleanup finished: %d removed (%s freed), %d kept",
         len(result.removed),

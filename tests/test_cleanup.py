@@ -9,6 +9,8 @@ import pytest
 from backup_tasks import services
 from backup_tasks.errors import BackupError
 
+pytestmark = pytest.mark.django_db
+
 NOW = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
 
 

@@ -35,8 +35,11 @@ def test_complete_backup_prints_the_guides_lines_under_one_stamp(project):
     ]
     assert project.files() == [
         f"csv_exports/readings_{s}.csv",
+        f"csv_exports/readings_{s}.csv.sha256",
         f"database/db_backup_{s}.sqlite3",
+        f"database/db_backup_{s}.sqlite3.sha256",
         f"json_exports/readings_{s}.json",
+        f"json_exports/readings_{s}.json.sha256",
     ]
     log = (project.backups / "scheduled_backup.log").read_text()
     assert f"db_backup_{s}.sqlite3" in log
@@ -62,8 +65,9 @@ def test_each_type_writes_only_its_kind(project, kind, line, folder, suffix):
 
     assert re.fullmatch(rf"{re.escape(line)}{STAMP}{re.escape(suffix)}\n", result.stdout)
     files = project.files()
-    assert len(files) == 1
+    assert len(files) == 2
     assert re.fullmatch(rf"{re.escape(folder)}{STAMP}{re.escape(suffix)}", files[0])
+    assert files[1] == files[0] + ".sha256"
 
 
 def test_unknown_type_is_one_line_and_exit_2(project):

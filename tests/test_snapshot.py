@@ -21,7 +21,7 @@ def rows(db: Path, where: str = "") -> list[tuple]:
 
 
 def only_snapshot(project) -> Path:
-    (snapshot,) = (project.backups / "database").iterdir()
+    (snapshot,) = (project.backups / "database").glob("*.sqlite3")
     return snapshot
 
 
@@ -39,7 +39,8 @@ def test_snapshot_holds_exactly_the_databases_rows_in_one_plain_file(project):
         # Users, sessions and migrations come along: the whole database, not just readings.
         tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert {"auth_user", "django_migrations", "readings_reading"} <= tables
-    assert sorted(p.name for p in snapshot.parent.iterdir()) == [snapshot.name]
+    # One plain file and its checksum: no -wal or -shm beside it.
+    assert sorted(p.name for p in snapshot.parent.iterdir()) == [snapshot.name, f"{snapshot.name}.sha256"]
 
 
 @pytest.mark.slow

@@ -1,6 +1,7 @@
 """What a database engine does for backups: snapshot, and export rows as text."""
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
@@ -26,6 +27,12 @@ def plain_number(value: float) -> str:
     return f"{value:.15g}"
 
 
+@dataclass
+class Snapshot:
+    rows: int
+    newest_reading: datetime | None
+
+
 class Engine:
     """Generic engine: exports through the ORM's database connection."""
 
@@ -41,8 +48,8 @@ class Engine:
     def check_available(self) -> None:
         """Raise a BackupError when the database cannot be read at all."""
 
-    def snapshot(self, target: Path) -> int:
-        """Write a consistent copy of the whole database to target; return its reading count."""
+    def snapshot(self, target: Path) -> Snapshot:
+        """Write a consistent copy of the whole database to target; say what it holds."""
         raise BackupError(
             f"Database snapshots are not supported for {self.settings_dict['ENGINE']}: "
             "use the CSV and JSON exports, or the database's own dump tool."

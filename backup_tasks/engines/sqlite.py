@@ -7,7 +7,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from backup_tasks import errors
-from backup_tasks.engines.base import Engine, _window_sql
+from backup_tasks.engines.base import Engine, Snapshot, _window_sql
 from readings.models import Reading
 
 HEADER = b"SQLite format 3\x00"
@@ -75,7 +75,7 @@ class SQLiteEngine(Engine):
             raise self._translate(exc) from None
         return db
 
-    def snapshot(self, target: Path) -> int:
+    def snapshot(self, target: Path) -> Snapshot:
         source = self._open()
         try:
             copy = sqlite3.connect(target, isolation_level=None)
@@ -92,7 +92,10 @@ class SQLiteEngine(Engine):
                         f"The database {self.path} is corrupt (integrity check: {problems[0]}): "
                         "restore it from the last good backup. Earlier backups were not touched."
                     )
-                return copy.execute(f"SELECT COUNT(*) FROM {Reading._meta.db_table}").fetchone()[0]
+                rows, newest = copy.execute(
+                    f"SELECT COUNT(*), MAX(timestamp) FROM {Reading._meta.db_table}"
+                ).fetchone()
+                return Snapshot(rows, _parse(newest) if newest else None)
             finally:
                 copy.close()
         except sqlite3.Error as exc:
