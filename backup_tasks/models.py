@@ -16,10 +16,18 @@ class BackupRunQuerySet(models.QuerySet):
         return self.of_kind(kind).succeeded().order_by("-started_at", "-id").first()
 
     def last_failure(self, kind: str):
-        return self.of_kind(kind).filter(status=BackupRun.Status.FAILED).order_by("-started_at", "-id").first()
+        return (
+            self.of_kind(kind).filter(status=BackupRun.Status.FAILED).order_by("-started_at", "-id").first()
+        )
 
     def last_finished(self, kind: str):
-        return self.of_kind(kind).finished().exclude(status=BackupRun.Status.SKIPPED).order_by("-started_at", "-id").first()
+        return (
+            self.of_kind(kind)
+            .finished()
+            .exclude(status=BackupRun.Status.SKIPPED)
+            .order_by("-started_at", "-id")
+            .first()
+        )
 
 
 class BackupRun(models.Model):

@@ -5,6 +5,7 @@ Every tunable comes from the environment; the defaults run on SQLite with no
 """
 
 import os
+from email.utils import parseaddr
 from pathlib import Path
 
 import dj_database_url
@@ -122,6 +123,21 @@ STATIC_ROOT = Path(env_str("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
 # Backups (read through backup_tasks.conf).
 BACKUP_DIR = Path(env_str("BACKUP_DIR", str(BASE_DIR / "backups")))
 BACKUP_KEEP_DAYS = env_int("BACKUP_KEEP_DAYS", 30)
+
+# Seconds after which a run still marked "running" counts as abandoned.
+BACKUP_RUN_TIMEOUT = env_int("BACKUP_RUN_TIMEOUT", 3 * 3600)
+
+# Failed runs are mailed to ADMINS ("Name <addr>, addr2"); none set, no mail.
+ADMINS = [parseaddr(item) for item in env_list("ADMINS", "")]
+SERVER_EMAIL = env_str("SERVER_EMAIL", "smartaquarium@localhost")
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10)
+EMAIL_SUBJECT_PREFIX = "[smartAquarium] "
 
 # Celery (used by backup_tasks.tasks).
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")

@@ -65,7 +65,8 @@ class SQLiteEngine(Engine):
                 "restore it from the last good backup. Earlier backups were not touched."
             )
 
-    def _open(self) -> sqlite3.Connection:
+    def connect(self) -> sqlite3.Connection:
+        """A raw connection to the live database (never creates it)."""
         self.check_available()
         # mode=rw: never create an empty database where the real one is missing.
         uri = f"{self.path.resolve().as_uri()}?mode=rw"
@@ -76,7 +77,7 @@ class SQLiteEngine(Engine):
         return db
 
     def snapshot(self, target: Path) -> Snapshot:
-        source = self._open()
+        source = self.connect()
         try:
             copy = sqlite3.connect(target, isolation_level=None)
             try:
@@ -108,7 +109,7 @@ class SQLiteEngine(Engine):
     ) -> Iterator[list[str]]:
         table = Reading._meta.db_table
         where, params = _window_sql(_utc_text(start), _utc_text(end), "?")
-        db = self._open()
+        db = self.connect()
         try:
             db.execute("BEGIN")  # One read snapshot across every query below.
             first, last = db.execute(

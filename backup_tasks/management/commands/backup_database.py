@@ -1,18 +1,27 @@
-"""python manage.py backup_database: the guide's manual backup, status and cleanup."""
+"""python manage.py backup_database: the guide's manual backup, status and cleanup,
+plus verification, guarded restore, restore drills and a monitoring check."""
 
 import sys
+from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
 from backup_tasks import layout, services
 from backup_tasks.errors import BackupError
+from backup_tasks.health import backup_health
+from backup_tasks.restore import restore_drill, restore_snapshot
 from backup_tasks.status import backup_status, render_status
+from backup_tasks.verify import verify_backups
 
 DONE_LINES = {
     "db": "Database backed up to {path}",
     "csv": "Readings exported to CSV: {path}",
     "json": "Readings exported to JSON: {path}",
 }
+RESTORE_NOTE = (
+    "Stop the web server and the Celery worker before restoring (for example "
+    "'sudo systemctl stop smartaquarium-worker'), and start them again afterwards."
+)
 
 
 class Error(CommandError):
@@ -25,7 +34,7 @@ class Command(BaseCommand):
     requires_system_checks = []
     help = (
         "Back up the database and export readings to CSV and JSON (default: all), "
-        "show the backup status, or remove old backups."
+        "show the backup status, remove old backups, verify or restore backups."
     )
 
     def create_parser(self, prog_name, subcommand, **kwargs):
@@ -53,39 +62,95 @@ class Command(BaseCommand):
             metavar="N",
             help="with --cleanup: keep N days of backups (default BACKUP_KEEP_DAYS, 30)",
         )
+        modes = parser.add_mutually_exclusive_group()
+        modes.add_argument(
+            "--verify",
+            nargs="*",
+            metavar="FILE",
+            help="check every backup (or the files given) against its checksum and content",
+        )
+        modes.add_argument(
+            "--restore", metavar="FILE", help="restore a database snapshot into the live database"
+        )
+        modes.add_argument(
+            "--drill",
+            action="store_true",
+            help="restore the newest snapshot into a scratch file and check it",
+        )
+        modes.add_argument(
+            "--check",
+            action="store_true",
+            help="one line for monitoring; exit 0 OK, 1 WARNING, 2 CRITICAL",
+        )
+        parser.add_argument("--yes", action="store_true", help="with --restore: do not ask for confirmation")
+        parser.add_argument(
+            "--max-age",
+            type=float,
+            default=2.0,
+            metavar="HOURS",
+            help="with --check: the oldest the newest snapshot may be (default 2)",
+        )
 
-    def handle(self, *, type, status, cleanup, days, **options):
+    def handle(self, *, type, status, cleanup, days, verify, restore, drill, check, yes, max_age, **options):
+        mode = next(
+            (
+                flag
+                for flag, on in (
+                    ("--verify", verify is not None),
+                    ("--restore", restore),
+                    ("--drill", drill),
+                    ("--check", check),
+                )
+                if on
+            ),
+            None,
+        )
+        if mode and (type or status or cleanup):
+            raise Error(f"{mode} runs on its own: leave out --type, --status and --cleanup")
+        if yes and not restore:
+            raise Error("--yes goes with --restore")
         if days is not None and not cleanup:
             raise Error("--days goes with --cleanup, as in: backup_database --cleanup --days 7")
         if days is not None and days < 1:
             raise Error(f"--days must be at least 1, got {days}")
-        run_backup = type is not None or not (status or cleanup)
+        trigger = "command: " + (
+            " ".join(["backup_database", *sys.argv[2:]])
+            if getattr(self, "_called_from_command_line", False)
+            else "backup_database (call_command)"
+        )
         try:
-            if run_backup:
-                self._backup(type or "all")
+            if mode == "--check":
+                return self._check(max_age)
+            if mode == "--verify":
+                return self._verify(verify, trigger)
+            if mode == "--restore":
+                return self._restore(Path(restore), yes, trigger)
+            if mode == "--drill":
+                return self._drill(trigger)
+            if type is not None or not (status or cleanup):
+                self._backup(type or "all", trigger)
             if cleanup:
-                self._cleanup(days)
+                self._cleanup(days, trigger)
         except BackupError as exc:
             raise Error(str(exc)) from None
         if status:
             report = backup_status()
             self.stdout.write(render_status(report))
             if report.database_problem:
-                sys.stdout.flush()
                 raise Error(report.database_problem)
 
-    def _backup(self, kind: str) -> None:
+    def _backup(self, kind: str, trigger: str) -> None:
         kinds = services.ALL_KINDS if kind == "all" else (kind,)
 
         def report(result: services.BackupResult) -> None:
             self.stdout.write(DONE_LINES[result.kind].format(path=layout.display_str(result.path)))
 
-        services.complete_backup(kinds=kinds, on_result=report)
+        services.complete_backup(kinds=kinds, trigger=trigger, on_result=report)
         if kind == "all":
             self.stdout.write("Backup completed!")
 
-    def _cleanup(self, days: int | None) -> None:
-        result = services.cleanup_old_backups(days_to_keep=days)
+    def _cleanup(self, days: int | None, trigger: str) -> None:
+        result = services.cleanup_old_backups(days_to_keep=days, trigger=trigger)
         for path in result.removed:
             self.stdout.write(f"Removed {layout.display_str(path)}")
         for path in result.removed_temporary:
@@ -95,3 +160,54 @@ class Command(BaseCommand):
             f"{result.days_to_keep} days ({services.human_size(result.freed_bytes)} freed), "
             f"kept {result.kept}."
         )
+
+    def _verify(self, files: list[str], trigger: str) -> None:
+        report = verify_backups(paths=[Path(f) for f in files] if files else None, trigger=trigger)
+        for check in report.checks:
+            self.stdout.write(f"{check.status:<8} {check.path}: {check.detail}")
+        self.stdout.write(report.summary())
+        if not report.ok:
+            raise Error(
+                f"{len(report.problems)} of {len(report.checks)} backups failed verification (see above)."
+            )
+
+    def _restore(self, path: Path, yes: bool, trigger: str) -> None:
+        self.stdout.write(RESTORE_NOTE)
+
+        def confirm(now: int, in_backup: int) -> bool:
+            if yes:
+                return True
+            if not sys.stdin.isatty():
+                raise BackupError(
+                    "Refusing to restore without confirmation: run it in a terminal, or add --yes. "
+                    "Nothing was restored."
+                )
+            self.stdout.write(
+                f"This replaces the live database ({now:,} readings) with {layout.display_str(path)} "
+                f"({in_backup:,} readings). A safety snapshot is taken first."
+            )
+            self.stdout.flush()
+            return input("Type 'yes' to restore: ").strip().lower() == "yes"
+
+        result = restore_snapshot(path=path, trigger=trigger, confirm=confirm)
+        self.stdout.write(
+            f"Safety snapshot of the live database: {layout.display_str(result.safety_snapshot)}"
+        )
+        self.stdout.write(
+            f"Restored {layout.display_str(result.path)}: {result.readings_before:,} readings before, "
+            f"{result.readings_after:,} after."
+        )
+
+    def _drill(self, trigger: str) -> None:
+        result = restore_drill(trigger=trigger)
+        self.stdout.write(
+            f"Restore drill passed: {layout.display_str(result.path)} restored to a scratch file with "
+            f"{result.rows:,} readings (newest {result.newest_reading}), integrity ok, matching its record."
+        )
+
+    def _check(self, max_age: float) -> None:
+        health = backup_health(max_age_hours=max_age)
+        self.stdout.write(health.line)
+        if health.code:
+            self.stdout.flush()
+            sys.exit(health.code)

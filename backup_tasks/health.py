@@ -1,0 +1,83 @@
+"""--check: one line and a Nagios/Icinga/systemd exit code (0 OK, 1 WARNING, 2 CRITICAL)."""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from django.db import DatabaseError
+from django.utils import timezone
+
+from backup_tasks.engines import get_engine
+from backup_tasks.errors import BackupError
+from backup_tasks.models import BackupRun
+
+OK, WARNING, CRITICAL = 0, 1, 2
+NAMES = {OK: "OK", WARNING: "WARNING", CRITICAL: "CRITICAL"}
+# Kinds whose last failure means the backups cannot be trusted right now.
+WATCHED = (
+    BackupRun.Kind.SNAPSHOT,
+    BackupRun.Kind.CSV,
+    BackupRun.Kind.JSON,
+    BackupRun.Kind.CLEANUP,
+    BackupRun.Kind.VERIFY,
+    BackupRun.Kind.DRILL,
+)
+DRILL_EVERY = timedelta(days=8)  # weekly drills, a day of grace
+
+
+@dataclass
+class Health:
+    code: int
+    message: str
+
+    @property
+    def line(self) -> str:
+        return f"BACKUP {NAMES[self.code]} - {self.message}"
+
+
+def _hours(delta: timedelta) -> str:
+    return f"{delta.total_seconds() / 3600:.1f} h"
+
+
+def backup_health(
+    *, max_age_hours: float = 2.0, alias: str = "default", now: datetime | None = None
+) -> Health:
+    now = now or timezone.now()
+    try:
+        get_engine(alias).check_available()
+        runs = BackupRun.objects.using(alias)
+        newest = runs.last_success(BackupRun.Kind.SNAPSHOT)
+        failed = [
+            last
+            for kind in WATCHED
+            if (last := runs.last_finished(kind)) and last.status == BackupRun.Status.FAILED
+        ]
+        drill = runs.last_success(BackupRun.Kind.DRILL)
+        stuck = runs.filter(
+            status=BackupRun.Status.RUNNING, started_at__lt=now - timedelta(hours=max_age_hours)
+        ).count()
+    except (BackupError, DatabaseError) as exc:
+        return Health(CRITICAL, f"cannot read the run history: {exc}")
+
+    if failed:
+        worst = failed[0]
+        when = timezone.localtime(worst.started_at).strftime("%Y-%m-%d %H:%M")
+        return Health(CRITICAL, f"last {worst.get_kind_display().lower()} failed at {when}: {worst.error}")
+    if newest is None:
+        return Health(CRITICAL, "no verified database snapshot yet: run 'python manage.py backup_database'")
+    age = now - newest.started_at
+    name = Path(newest.file).name
+    if age > timedelta(hours=max_age_hours):
+        return Health(
+            CRITICAL, f"newest verified snapshot {name} is {_hours(age)} old (limit {max_age_hours:g} h)"
+        )
+    if not Path(newest.file).is_file():
+        return Health(WARNING, f"newest verified snapshot {name} is no longer on disk")
+    if stuck:
+        return Health(WARNING, f"{stuck} run(s) still marked running for more than {max_age_hours:g} h")
+    if drill is None or now - drill.started_at > DRILL_EVERY:
+        return Health(
+            WARNING,
+            f"newest verified snapshot {name} is {_hours(age)} old, but no restore drill succeeded in the last 8 days",
+        )
+    return Health(OK, f"newest verified snapshot {name} is {_hours(age)} old; last runs succeeded")

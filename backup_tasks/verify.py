@@ -1,0 +1,212 @@
+"""Check backups: checksum against the sidecar, then the content itself.
+
+A snapshot must pass PRAGMA integrity_check; an export must parse and hold
+as many readings as were recorded when it was written.
+"""
+
+import csv
+import json
+import sqlite3
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from django.db import DatabaseError
+
+from backup_tasks import layout
+from backup_tasks.engines.sqlite import HEADER
+from backup_tasks.exporters import CSV_HEADER
+from backup_tasks.manifest import SUFFIX, file_sha256, recorded_checksum
+from backup_tasks.models import BackupRun
+from backup_tasks.runs import recorded
+
+OK, FAILED, MISSING, UNKNOWN = "OK", "FAILED", "MISSING", "UNKNOWN"
+
+
+class ContentError(Exception):
+    pass
+
+
+@dataclass
+class FileCheck:
+    path: str
+    status: str
+    detail: str
+    rows: int | None = None
+
+
+@dataclass
+class VerifyReport:
+    checks: list[FileCheck] = field(default_factory=list)
+
+    @property
+    def problems(self) -> list[FileCheck]:
+        return [check for check in self.checks if check.status != OK]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def summary(self) -> str:
+        counts = {status: 0 for status in (OK, FAILED, MISSING, UNKNOWN)}
+        for check in self.checks:
+            counts[check.status] += 1
+        parts = ", ".join(f"{n} {status}" for status, n in counts.items() if n)
+        return f"Verified {len(self.checks)} files: {parts or 'nothing to verify'}."
+
+    def to_dict(self) -> dict:
+        return {"ok": self.ok, "checks": [asdict(check) for check in self.checks]}
+
+
+def kind_of(path: Path) -> layout.Kind | None:
+    for kind in layout.KINDS.values():
+        if path.name.endswith(kind.suffix):
+            return kind
+    return None
+
+
+def open_snapshot(path: Path) -> sqlite3.Connection:
+    """Open a backup read-only without creating -wal or -shm files beside it."""
+    return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro&immutable=1", uri=True)
+
+
+def snapshot_rows(path: Path) -> int:
+    with path.open("rb") as handle:
+        if handle.read(len(HEADER)) != HEADER:
+            raise ContentError("not a SQLite database")
+    db = open_snapshot(path)
+    try:
+        problems = [row[0] for row in db.execute("PRAGMA integrity_check(5)")]
+        if problems != ["ok"]:
+            raise ContentError(f"integrity check failed: {problems[0]}")
+        return db.execute("SELECT COUNT(*) FROM readings_reading").fetchone()[0]
+    except sqlite3.DatabaseError as exc:
+        raise ContentError(f"not a readable snapshot: {exc}") from None
+    finally:
+        db.close()
+
+
+def csv_rows(path: Path) -> int:
+    rows = 0
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as handle:
+            reader = csv.reader(handle)
+            if next(reader, None) != CSV_HEADER.split(","):
+                raise ContentError("the header is not the export's header")
+            for line_number, row in enumerate(reader, start=2):
+                if len(row) != 6:
+                    raise ContentError(f"line {line_number} has {len(row)} fields instead of 6")
+                rows += 1
+    except UnicodeDecodeError as exc:
+        raise ContentError(f"not UTF-8 text ({exc.reason})") from None
+    return rows
+
+
+def json_rows(path: Path) -> int:
+    """Parse our one-object-per-line array without loading it whole."""
+    rows = 0
+    try:
+        with path.open(encoding="utf-8") as handle:
+            first = handle.readline()
+            if first == "[]\n":
+                if handle.read():
+                    raise ContentError("text after the end of the array")
+                return 0
+            if first != "[\n":
+                raise ContentError("does not start with '['")
+            closed = False
+            for line_number, line in enumerate(handle, start=2):
+                if closed:
+                    raise ContentError(f"line {line_number}: text after the end of the array")
+                if line == "]\n":
+                    closed = True
+                    continue
+                try:
+                    item = json.loads(line.rstrip("\n").removesuffix(","))
+                except json.JSONDecodeError as exc:
+                    raise ContentError(f"line {line_number}: {exc.msg}") from None
+                if not isinstance(item, dict) or len(item) != 6:
+                    raise ContentError(f"line {line_number}: not a reading")
+                rows += 1
+            if not closed:
+                raise ContentError("the array is not closed: the file is truncated")
+    except UnicodeDecodeError as exc:
+        raise ContentError(f"not UTF-8 text ({exc.reason})") from None
+    return rows
+
+
+ROW_COUNTERS = {"db": snapshot_rows, "csv": csv_rows, "json": json_rows}
+
+
+def recorded_rows(path: Path, alias: str) -> int | None:
+    try:
+        run = (
+            BackupRun.objects.using(alias)
+            .succeeded()
+            .filter(file__endswith=f"/{path.name}")
+            .exclude(rows=None)
+            .order_by("-started_at")
+            .first()
+        )
+    except DatabaseError:
+        return None
+    return run.rows if run else None
+
+
+def verify_file(path: Path, *, alias: str = "default", use_records: bool = True) -> FileCheck:
+    shown = layout.display_str(path)
+    if not path.is_file():
+        return FileCheck(shown, MISSING, "the file is gone (its checksum is still recorded)")
+    kind = kind_of(path)
+    if kind is None:
+        return FileCheck(shown, UNKNOWN, "not a backup file (.sqlite3, .csv or .json)")
+    expected = recorded_checksum(path)
+    try:
+        rows = ROW_COUNTERS[kind.key](path)
+        content_error = None
+    except ContentError as exc:
+        rows, content_error = None, str(exc)
+    if expected is None:
+        return FileCheck(shown, UNKNOWN, f"no checksum recorded (no {path.name}{SUFFIX} beside it)", rows)
+    if file_sha256(path) != expected:
+        reason = f"; {content_error}" if content_error else ""
+        return FileCheck(
+            shown, FAILED, f"checksum mismatch: the file changed after it was written{reason}", rows
+        )
+    if content_error:
+        return FileCheck(shown, FAILED, content_error, rows)
+    wanted = recorded_rows(path, alias) if use_records else None
+    if wanted is not None and wanted != rows:
+        return FileCheck(
+            shown, FAILED, f"{rows:,} readings, but {wanted:,} were recorded when it was written", rows
+        )
+    what = "integrity ok, " if kind is layout.DB else ""
+    return FileCheck(shown, OK, f"{what}{rows:,} readings", rows)
+
+
+def _all_backup_files(root: Path | None) -> list[Path]:
+    files = []
+    for kind in layout.KINDS.values():
+        files += [path for _, path in layout.backups(kind, root)]
+        folder = kind.directory(root)
+        if folder.is_dir():
+            # A checksum whose file has gone: the backup is missing.
+            for checksum in sorted(folder.glob(f"*{kind.suffix}{SUFFIX}")):
+                data = checksum.with_name(checksum.name.removesuffix(SUFFIX))
+                if layout.stamp_of(kind, data.name) and not data.exists():
+                    files.append(data)
+    return files
+
+
+def verify_backups(
+    *, paths: list[Path] | None = None, root: Path | None = None, alias: str = "default", trigger: str = ""
+) -> VerifyReport:
+    """Verify the given files, or every backup in BACKUP_DIR."""
+    report = VerifyReport()
+    with recorded(BackupRun.Kind.VERIFY, trigger=trigger, alias=alias) as run:
+        for path in paths if paths is not None else _all_backup_files(root):
+            report.checks.append(verify_file(Path(path), alias=alias))
+        run.details = {"files": len(report.checks), "problems": [asdict(p) for p in report.problems]}
+        if report.problems:
+            run.status = BackupRun.Status.FAILED
+            run.error = "; ".join(f"{p.status} {p.path}: {p.detail}" for p in report.problems)[:2000]
+    return report
