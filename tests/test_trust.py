@@ -140,7 +140,9 @@ def test_verify_checks_content_and_recorded_row_counts_of_given_files(backed_up)
 
     assert result.returncode == 1
     out = result.stdout.splitlines()
-    assert out[0] == f"FAILED   backups/json_exports/{json.name}: the array is not closed: the file is truncated"
+    assert (
+        out[0] == f"FAILED   backups/json_exports/{json.name}: the array is not closed: the file is truncated"
+    )
     assert out[1] == (
         f"FAILED   backups/csv_exports/{csv.name}: 43,199 readings, but 43,200 were recorded when it was written"
     )
