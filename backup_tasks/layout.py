@@ -8,8 +8,10 @@ backups/
 """
 
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from pathlib import Path
 
 from backup_tasks import conf
@@ -30,7 +32,7 @@ class Kind:
     label: str
     run_kind: str  # BackupRun.Kind value
 
-    @property
+    @cached_property
     def name_re(self) -> re.Pattern[str]:
         return re.compile(rf"^{re.escape(self.prefix)}(\d{{8}}_\d{{6}}){re.escape(self.suffix)}$")
 
@@ -56,8 +58,18 @@ def stamp_of(kind: Kind, name: str) -> datetime | None:
     match = kind.name_re.match(name)
     if not match:
         return None
+    text = match.group(1)  # YYYYMMDD_HHMMSS, digits only.
     try:
-        naive = datetime.strptime(match.group(1), STAMP_FORMAT)
+        # The same as strptime(text, STAMP_FORMAT), several times faster over
+        # thousands of files; datetime() rejects impossible dates just as well.
+        naive = datetime(
+            int(text[0:4]),
+            int(text[4:6]),
+            int(text[6:8]),
+            int(text[9:11]),
+            int(text[11:13]),
+            int(text[13:15]),
+        )
     except ValueError:
         return None
     return naive.replace(tzinfo=conf.plant_zone())
@@ -85,3 +97,22 @@ def display_str(path: Path | str) -> str:
         return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
     except ValueError:
         return str(path)
+
+
+def display_strs(paths: Iterable[Path | str]) -> Iterator[str]:
+    """display_str of many files, resolving each folder once instead of every path.
+
+    For files that are no symbolic links themselves (ours, or removed ones)
+    the result is the same: cleanup lists thousands of files in three folders.
+    """
+    cwd = Path.cwd().resolve()
+    folders: dict[Path, Path] = {}
+    for original in paths:
+        path = Path(original)
+        folder = folders.get(path.parent)
+        if folder is None:
+            folder = folders[path.parent] = path.parent.resolve()
+        try:
+            yield str((folder / path.name).relative_to(cwd))
+        except ValueError:
+            yield str(original)

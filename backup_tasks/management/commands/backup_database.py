@@ -151,10 +151,10 @@ class Command(BaseCommand):
 
     def _cleanup(self, days: int | None, trigger: str) -> None:
         result = services.cleanup_old_backups(days_to_keep=days, trigger=trigger)
-        for path in result.removed:
-            self.stdout.write(f"Removed {layout.display_str(path)}")
-        for path in result.removed_temporary:
-            self.stdout.write(f"Removed unfinished file {layout.display_str(path)}")
+        for shown in layout.display_strs(result.removed):
+            self.stdout.write(f"Removed {shown}")
+        for shown in layout.display_strs(result.removed_temporary):
+            self.stdout.write(f"Removed unfinished file {shown}")
         self.stdout.write(
             f"Cleanup complete: removed {len(result.removed)} backups older than "
             f"{result.days_to_keep} days ({services.human_size(result.freed_bytes)} freed), "

@@ -1,0 +1,1 @@
+"""The plant-scale benchmark: see bench/run.py."""
