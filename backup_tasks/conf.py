@@ -14,6 +14,11 @@ def keep_days() -> int:
     return int(getattr(settings, "BACKUP_KEEP_DAYS", 30))
 
 
+def keep_count(period: str) -> int:
+    """BACKUP_KEEP_HOURLY, _DAILY, _WEEKLY, _MONTHLY: snapshots kept per period (0: off)."""
+    return int(getattr(settings, f"BACKUP_KEEP_{period}", 0))
+
+
 def plant_zone() -> ZoneInfo:
     return ZoneInfo(settings.TIME_ZONE)
 

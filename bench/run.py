@@ -141,7 +141,9 @@ def clear(folder: Path) -> None:
 
 def only_file(folder: Path) -> Path:
     # The backup itself, not its .sha256 checksum.
-    files = [p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".") and p.suffix != ".sha256"]
+    files = [
+        p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".") and p.suffix != ".sha256"
+    ]
     if len(files) != 1:
         raise SystemExit(f"expected one file in {folder}, found {[p.name for p in files]}")
     return files[0]

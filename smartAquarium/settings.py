@@ -123,6 +123,12 @@ STATIC_ROOT = Path(env_str("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
 # Backups (read through backup_tasks.conf).
 BACKUP_DIR = Path(env_str("BACKUP_DIR", str(BASE_DIR / "backups")))
 BACKUP_KEEP_DAYS = env_int("BACKUP_KEEP_DAYS", 30)
+# Grandfather-father-son for snapshots: any count above 0 replaces the days
+# rule for them (exports keep following BACKUP_KEEP_DAYS).
+BACKUP_KEEP_HOURLY = env_int("BACKUP_KEEP_HOURLY", 0)
+BACKUP_KEEP_DAILY = env_int("BACKUP_KEEP_DAILY", 0)
+BACKUP_KEEP_WEEKLY = env_int("BACKUP_KEEP_WEEKLY", 0)
+BACKUP_KEEP_MONTHLY = env_int("BACKUP_KEEP_MONTHLY", 0)
 
 # Seconds after which a run still marked "running" counts as abandoned.
 BACKUP_RUN_TIMEOUT = env_int("BACKUP_RUN_TIMEOUT", 3 * 3600)

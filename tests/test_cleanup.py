@@ -1,6 +1,7 @@
 """Cleanup removes our old backups by the time in their names, and nothing else."""
 
 import os
+import re
 import time
 from datetime import UTC, datetime
 
@@ -129,7 +130,7 @@ def test_cleanup_command_reports_what_it_removed(project):
     assert result.stdout.splitlines() == [
         "Removed backups/database/db_backup_20000101_000000.sqlite3",
         "Removed backups/csv_exports/readings_20000101_000000.csv",
-        "Cleanup complete: removed 2 backups older than 7 days (4.0 KB freed), kept 1.",
+        "Cleanup complete (keep 7 days): removed 2 backups (4.0 KB freed), kept 1.",
     ]
     assert project.files() == ["csv_exports/readings_29990101_000000.csv"]
 
@@ -144,3 +145,78 @@ def test_the_log_rotates_by_size(settings, backup_dir):
     assert logs == ["scheduled_backup.log", "scheduled_backup.log.1", "scheduled_backup.log.2"]
     assert all((backup_dir / name).stat().st_size <= 400 for name in logs)
     assert "Cleanup finished: 0 removed" in (backup_dir / "scheduled_backup.log").read_text()
+
+
+def snapshot_files(project, first_utc: datetime, hours: int, zone: str) -> list[str]:
+    """Hourly snapshot files with checksums, named in the plant's zone, mtime at their real hour."""
+    import hashlib
+    from datetime import timedelta
+    from zoneinfo import ZoneInfo
+
+    folder = project.backups / "database"
+    folder.mkdir(parents=True, exist_ok=True)
+    names = []
+    for i in range(hours):
+        moment = first_utc + timedelta(hours=i)
+        name = f"db_backup_{moment.astimezone(ZoneInfo(zone)):%Y%m%d_%H%M%S}.sqlite3"
+        while name in names:
+            name = name.replace("00.sqlite3", "01.sqlite3")
+        path = folder / name
+        path.write_bytes(f"snapshot {i}".encode())
+        (folder / f"{name}.sha256").write_text(f"{hashlib.sha256(path.read_bytes()).hexdigest()}  {name}\n")
+        os.utime(path, (moment.timestamp() + 2, moment.timestamp() + 2))
+        names.append(name)
+    return names
+
+
+def test_dry_run_lists_exactly_what_the_real_run_removes(project):
+    project.time_zone = "Europe/Berlin"
+    snapshot_files(project, datetime(2026, 10, 21, 22, 0, tzinfo=UTC), 7 * 24 + 1, "Europe/Berlin")
+    (project.backups / "database" / "my_own_copy.sqlite3").write_bytes(b"mine")
+    policy = ["--keep-hourly", "6", "--keep-daily", "3", "--keep-weekly", "2"]
+
+    dry = project.manage("backup_database", "--cleanup", "--dry-run", *policy, check=True).stdout.splitlines()
+    would = [line.removeprefix("Would remove ") for line in dry if line.startswith("Would remove ")]
+    keep = [line.removeprefix("Keep ").split(":")[0] for line in dry if line.startswith("Keep ")]
+    real = project.manage("backup_database", "--cleanup", *policy, check=True).stdout.splitlines()
+    removed = [line.removeprefix("Removed ") for line in real if line.startswith("Removed ")]
+
+    assert dry[-1] == (
+        "Dry run (keep 6 hourly, 3 daily, 2 weekly, 0 monthly): would remove 160 backups (1.8 KB), keep 9. "
+        "Nothing was removed."
+    )
+    assert removed == would
+    assert len(keep) == 9
+    left = sorted(p.name for p in (project.backups / "database").glob("db_backup_*.sqlite3"))
+    assert left == sorted(k.removeprefix("backups/database/") for k in keep)
+    # Week 43 ends on the 25-hour Sunday of the clock change; its last snapshot is the weekly one.
+    assert "Keep backups/database/db_backup_20261025_230000.sqlite3: weekly 2/2" in dry
+    assert "Keep backups/database/db_backup_20261028_230000.sqlite3: hourly 1/6, daily 1/3, weekly 1/2" in dry
+    assert (project.backups / "database" / "my_own_copy.sqlite3").read_bytes() == b"mine"
+    checksums = sorted(
+        p.name.removesuffix(".sha256") for p in (project.backups / "database").glob("*.sha256")
+    )
+    assert checksums == left
+
+
+def test_a_damaged_snapshot_is_not_counted_and_the_newest_verified_one_stays(project):
+    for _ in range(3):
+        project.manage("backup_database", "--type", "db", check=True)
+    names = sorted(p.name for p in (project.backups / "database").glob("*.sqlite3"))
+    newest = project.backups / "database" / names[-1]
+    newest.write_bytes(newest.read_bytes()[:-4096])  # truncated on disk
+    project.manage("backup_database", "--verify")  # records the damage
+
+    out = project.manage("backup_database", "--cleanup", "--dry-run", "--keep-daily", "1", check=True).stdout
+
+    lines = out.splitlines()
+    assert lines[:3] == [
+        f"Would remove backups/database/{names[0]}",
+        f"Keep backups/database/{names[1]}: daily 1/1",
+        f"Keep backups/database/{names[2]}: damaged, kept 30 days for inspection",
+    ]
+    assert re.fullmatch(
+        r"Dry run \(keep 0 hourly, 1 daily, 0 weekly, 0 monthly\): would remove 1 backups \([\d.]+ KB\), keep 2\. "
+        r"Nothing was removed\.",
+        lines[3],
+    )

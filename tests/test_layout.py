@@ -73,6 +73,6 @@ def test_cleanup_prints_each_removed_backup_relative_to_the_working_directory(pr
     assert result.stdout.splitlines() == [
         "Removed backups/database/db_backup_20200101_000000.sqlite3",
         "Removed backups/database/db_backup_20200102_000000.sqlite3",
-        "Cleanup complete: removed 2 backups older than 30 days (2 bytes freed), kept 0.",
+        "Cleanup complete (keep 30 days): removed 2 backups (2 bytes freed), kept 0.",
     ]
     assert [p.name for p in database.iterdir()] == ["notes.txt"]

@@ -62,6 +62,19 @@ class Command(BaseCommand):
             metavar="N",
             help="with --cleanup: keep N days of backups (default BACKUP_KEEP_DAYS, 30)",
         )
+        parser.add_argument(
+            "--dry-run",
+            action="store_true",
+            help="with --cleanup: list what would be removed and why the rest stays",
+        )
+        for period in ("hourly", "daily", "weekly", "monthly"):
+            parser.add_argument(
+                f"--keep-{period}",
+                type=int,
+                metavar="N",
+                help=f"with --cleanup: keep the newest snapshot of each of the last N {period} periods "
+                f"(default BACKUP_KEEP_{period.upper()}, 0 = off)",
+            )
         modes = parser.add_mutually_exclusive_group()
         modes.add_argument(
             "--verify",
@@ -91,7 +104,10 @@ class Command(BaseCommand):
             help="with --check: the oldest the newest snapshot may be (default 2)",
         )
 
-    def handle(self, *, type, status, cleanup, days, verify, restore, drill, check, yes, max_age, **options):
+    def handle(
+        self, *, type, status, cleanup, days, verify, restore, drill, check, yes, max_age, dry_run, **options
+    ):
+        keep = {f"keep_{p}": options[f"keep_{p}"] for p in ("hourly", "daily", "weekly", "monthly")}
         mode = next(
             (
                 flag
@@ -111,6 +127,13 @@ class Command(BaseCommand):
             raise Error("--yes goes with --restore")
         if days is not None and not cleanup:
             raise Error("--days goes with --cleanup, as in: backup_database --cleanup --days 7")
+        for name, value in keep.items():
+            if value is not None and not cleanup:
+                raise Error(f"--{name.replace('_', '-')} goes with --cleanup")
+        if dry_run and not cleanup:
+            raise Error("--dry-run goes with --cleanup")
+        if dry_run and type:
+            raise Error("--dry-run lists what cleanup would remove: leave out --type")
         if days is not None and days < 1:
             raise Error(f"--days must be at least 1, got {days}")
         trigger = "command: " + (
@@ -130,7 +153,7 @@ class Command(BaseCommand):
             if type is not None or not (status or cleanup):
                 self._backup(type or "all", trigger)
             if cleanup:
-                self._cleanup(days, trigger)
+                self._cleanup(days, keep, dry_run, trigger)
         except BackupError as exc:
             raise Error(str(exc)) from None
         if status:
@@ -149,16 +172,27 @@ class Command(BaseCommand):
         if kind == "all":
             self.stdout.write("Backup completed!")
 
-    def _cleanup(self, days: int | None, trigger: str) -> None:
-        result = services.cleanup_old_backups(days_to_keep=days, trigger=trigger)
+    def _cleanup(self, days: int | None, keep: dict, dry_run: bool, trigger: str) -> None:
+        result = services.cleanup_old_backups(days_to_keep=days, dry_run=dry_run, trigger=trigger, **keep)
+        if dry_run:
+            for shown in layout.display_strs(result.removed):
+                self.stdout.write(f"Would remove {shown}")
+            for (_, reasons), shown in zip(
+                result.keeping, layout.display_strs(p for p, _ in result.keeping), strict=True
+            ):
+                self.stdout.write(f"Keep {shown}: {', '.join(reasons)}")
+            self.stdout.write(
+                f"Dry run ({result.policy}): would remove {len(result.removed)} backups "
+                f"({services.human_size(result.freed_bytes)}), keep {result.kept}. Nothing was removed."
+            )
+            return
         for shown in layout.display_strs(result.removed):
             self.stdout.write(f"Removed {shown}")
         for shown in layout.display_strs(result.removed_temporary):
             self.stdout.write(f"Removed unfinished file {shown}")
         self.stdout.write(
-            f"Cleanup complete: removed {len(result.removed)} backups older than "
-            f"{result.days_to_keep} days ({services.human_size(result.freed_bytes)} freed), "
-            f"kept {result.kept}."
+            f"Cleanup complete ({result.policy}): removed {len(result.removed)} backups "
+            f"({services.human_size(result.freed_bytes)} freed), kept {result.kept}."
         )
 
     def _verify(self, files: list[str], trigger: str) -> None:
