@@ -186,6 +186,8 @@ def complete_backup(
     root: Path | None = None,
     trigger: str = "",
     on_result: Callable[[BackupResult], None] | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
 ) -> list[BackupResult]:
     """Snapshot and export under one time stamp; stop at the first failure.
 
@@ -195,7 +197,8 @@ def complete_backup(
     when = now_stamp()
     results = []
     for kind in kinds:
-        result = OPERATIONS[kind](alias=alias, when=when, root=root, trigger=trigger)
+        window = {} if kind == "db" else {"start": start, "end": end}  # a snapshot is always whole
+        result = OPERATIONS[kind](alias=alias, when=when, root=root, trigger=trigger, **window)
         results.append(result)
         if on_result:
             on_result(result)

@@ -190,3 +190,29 @@ def test_sql_formatting_matches_the_generic_python_path(settings, backup_dir, mo
     assert Path(slow_csv).read_bytes() == Path(fast_csv).read_bytes()
     assert Path(slow_json).read_bytes() == Path(fast_json).read_bytes()
     assert len(Path(fast_csv).read_text(encoding="utf-8-sig").splitlines()) == 5
+
+
+def test_export_window_on_the_command_line_is_plant_time(project):
+    project.time_zone = "Europe/Berlin"
+    project.manage("simulate_readings", "--days", "2", "--start", "2025-01-11", check=True)
+
+    project.manage(
+        "backup_database", "--type", "csv", "--since", "2025-01-11 12:00", "--until", "2025-01-12", check=True
+    )
+
+    (export,) = (project.backups / "csv_exports").glob("*.csv")
+    lines = export.read_text(encoding="utf-8-sig").splitlines()
+    assert lines[1].endswith(",2025-01-11 12:00:00")
+    assert lines[-1].endswith(",2025-01-11 23:59:58")
+    assert len(lines) == 1 + 12 * 1800
+
+
+def test_export_window_errors_are_one_line(project):
+    result = project.manage("backup_database", "--type", "csv", "--since", "yesterday")
+    assert result.returncode == 2
+    assert result.stderr == (
+        "manage.py backup_database: error: argument --since: 'yesterday' is not a date (YYYY-MM-DD) "
+        "or date-time (YYYY-MM-DD HH:MM[:SS]) (see --help)\n"
+    )
+    result = project.manage("backup_database", "--type", "csv", "--since", "2025-02-01", "--until", "2025-01-01")
+    assert (result.returncode, result.stderr) == (1, "Error: --since must be before --until\n")

@@ -2,11 +2,13 @@
 plus verification, guarded restore, restore drills and a monitoring check."""
 
 import sys
+from argparse import ArgumentTypeError
+from datetime import datetime
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from backup_tasks import layout, services
+from backup_tasks import conf, layout, services
 from backup_tasks.errors import BackupError
 from backup_tasks.health import backup_health
 from backup_tasks.restore import restore_drill, restore_snapshot
@@ -22,6 +24,16 @@ RESTORE_NOTE = (
     "Stop the web server and the Celery worker before restoring (for example "
     "'sudo systemctl stop smartaquarium-worker'), and start them again afterwards."
 )
+
+
+def plant_time(text: str) -> datetime:
+    """A date or date-time in the plant's zone, for --since and --until."""
+    for pattern in ("%Y-%m-%d", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"):
+        try:
+            return datetime.strptime(text, pattern).replace(tzinfo=conf.plant_zone())
+        except ValueError:
+            continue
+    raise ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD) or date-time (YYYY-MM-DD HH:MM[:SS])")
 
 
 class Error(CommandError):
@@ -53,6 +65,18 @@ class Command(BaseCommand):
             "--type",
             choices=["all", "db", "csv", "json"],
             help="what to back up: all (default), db, csv or json",
+        )
+        parser.add_argument(
+            "--since",
+            type=plant_time,
+            metavar="WHEN",
+            help="exports: readings from WHEN on (plant time: YYYY-MM-DD or 'YYYY-MM-DD HH:MM[:SS]')",
+        )
+        parser.add_argument(
+            "--until",
+            type=plant_time,
+            metavar="WHEN",
+            help="exports: readings before WHEN (plant time; exclusive, so --until 2025-02-01 ends with January)",
         )
         parser.add_argument("--status", action="store_true", help="show backup status and statistics")
         parser.add_argument("--cleanup", action="store_true", help="remove backups older than --days days")
@@ -105,7 +129,22 @@ class Command(BaseCommand):
         )
 
     def handle(
-        self, *, type, status, cleanup, days, verify, restore, drill, check, yes, max_age, dry_run, **options
+        self,
+        *,
+        type,
+        status,
+        cleanup,
+        days,
+        verify,
+        restore,
+        drill,
+        check,
+        yes,
+        max_age,
+        dry_run,
+        since,
+        until,
+        **options,
     ):
         keep = {f"keep_{p}": options[f"keep_{p}"] for p in ("hourly", "daily", "weekly", "monthly")}
         mode = next(
@@ -123,6 +162,13 @@ class Command(BaseCommand):
         )
         if mode and (type or status or cleanup):
             raise Error(f"{mode} runs on its own: leave out --type, --status and --cleanup")
+        run_backup = not mode and (type is not None or not (status or cleanup))
+        if (since or until) and not run_backup:
+            raise Error(
+                "--since and --until go with a backup or export, as in: backup_database --type csv --since 2025-01-01"
+            )
+        if since and until and since >= until:
+            raise Error("--since must be before --until")
         if yes and not restore:
             raise Error("--yes goes with --restore")
         if days is not None and not cleanup:
@@ -150,8 +196,8 @@ class Command(BaseCommand):
                 return self._restore(Path(restore), yes, trigger)
             if mode == "--drill":
                 return self._drill(trigger)
-            if type is not None or not (status or cleanup):
-                self._backup(type or "all", trigger)
+            if run_backup:
+                self._backup(type or "all", trigger, since, until)
             if cleanup:
                 self._cleanup(days, keep, dry_run, trigger)
         except BackupError as exc:
@@ -162,13 +208,13 @@ class Command(BaseCommand):
             if report.database_problem:
                 raise Error(report.database_problem)
 
-    def _backup(self, kind: str, trigger: str) -> None:
+    def _backup(self, kind: str, trigger: str, since: datetime | None, until: datetime | None) -> None:
         kinds = services.ALL_KINDS if kind == "all" else (kind,)
 
         def report(result: services.BackupResult) -> None:
             self.stdout.write(DONE_LINES[result.kind].format(path=layout.display_str(result.path)))
 
-        services.complete_backup(kinds=kinds, trigger=trigger, on_result=report)
+        services.complete_backup(kinds=kinds, trigger=trigger, on_result=report, start=since, end=until)
         if kind == "all":
             self.stdout.write("Backup completed!")
 
