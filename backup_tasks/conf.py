@@ -34,3 +34,10 @@ def log_backup_count() -> int:
 def run_timeout_seconds() -> int:
     """After this long a run still marked 'running' is taken as abandoned."""
     return int(getattr(settings, "BACKUP_RUN_TIMEOUT", 3 * 3600))
+
+
+def csv_max_lines() -> int:
+    """Lines per CSV file, header included (Excel's limit)."""
+    from backup_tasks.exporters import EXCEL_MAX_LINES
+
+    return int(getattr(settings, "BACKUP_CSV_MAX_LINES", EXCEL_MAX_LINES))

@@ -34,10 +34,14 @@ class Kind:
 
     @cached_property
     def name_re(self) -> re.Pattern[str]:
-        return re.compile(rf"^{re.escape(self.prefix)}(\d{{8}}_\d{{6}}){re.escape(self.suffix)}$")
+        # A CSV export too long for Excel continues in _part2, _part3, ...
+        return re.compile(
+            rf"^{re.escape(self.prefix)}(\d{{8}}_\d{{6}})(?:_part([1-9]\d*))?{re.escape(self.suffix)}$"
+        )
 
-    def file_name(self, when: datetime) -> str:
-        return f"{self.prefix}{when.strftime(STAMP_FORMAT)}{self.suffix}"
+    def file_name(self, when: datetime, part: int = 1) -> str:
+        part_text = f"_part{part}" if part > 1 else ""
+        return f"{self.prefix}{when.strftime(STAMP_FORMAT)}{part_text}{self.suffix}"
 
     def directory(self, root: Path | None = None) -> Path:
         return (root or conf.backup_dir()) / self.folder
@@ -75,8 +79,20 @@ def stamp_of(kind: Kind, name: str) -> datetime | None:
     return naive.replace(tzinfo=conf.plant_zone())
 
 
+def part_of(kind: Kind, name: str) -> int:
+    """1 for a whole file or the first part, N for a _partN file."""
+    match = kind.name_re.match(name)
+    return int(match.group(2)) if match and match.group(2) else 1
+
+
+def first_part(kind: Kind, path: Path) -> Path:
+    """The file that names an export: its first part."""
+    stamp = stamp_of(kind, path.name)
+    return path if stamp is None else path.with_name(kind.file_name(stamp))
+
+
 def backups(kind: Kind, root: Path | None = None) -> list[tuple[datetime, Path]]:
-    """Our finished files of one kind, oldest first; anything else is ignored."""
+    """Our finished files of one kind (every part), oldest first; anything else is ignored."""
     folder = kind.directory(root)
     try:
         entries = list(folder.iterdir())
@@ -87,8 +103,13 @@ def backups(kind: Kind, root: Path | None = None) -> list[tuple[datetime, Path]]
         stamp = stamp_of(kind, path.name)
         if stamp is not None and path.is_file():
             found.append((stamp, path))
-    found.sort(key=lambda item: (item[0].replace(tzinfo=None), item[1].name))
+    found.sort(key=lambda item: (item[0].replace(tzinfo=None), part_of(kind, item[1].name), item[1].name))
     return found
+
+
+def exports(kind: Kind, root: Path | None = None) -> int:
+    """How many backups of a kind there are, counting an export in parts once."""
+    return sum(1 for _, path in backups(kind, root) if part_of(kind, path.name) == 1)
 
 
 def display_str(path: Path | str) -> str:

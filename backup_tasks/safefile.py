@@ -71,17 +71,19 @@ def _publish(tmp: Path, final: Path) -> bool:
     return True
 
 
+NameFor = Callable[[datetime, int], str]  # (stamp, part) -> file name
+
+
 @contextmanager
-def atomic_output(
-    folder: Path, name_for: Callable[[datetime], str], when: datetime, what: str
-) -> Iterator["Output"]:
-    """Yield an Output whose .tmp path the caller fills; publish it on success."""
+def atomic_output(folder: Path, name_for: NameFor, when: datetime, what: str) -> Iterator["Output"]:
+    """Yield an Output whose temporary file(s) the caller fills; publish them all on success."""
     ensure_dir(folder)
     output = Output(folder, name_for, when)
     try:
         yield output
-        fsync_file(output.tmp)
-        output.final = _publish_unique(output.tmp, folder, name_for, when)
+        for tmp in output.tmps:
+            fsync_file(tmp)
+        output.publish()
         fsync_dir(folder)
     except OSError as exc:
         output.discard()
@@ -91,26 +93,52 @@ def atomic_output(
         raise
 
 
-def _publish_unique(tmp: Path, folder: Path, name_for: Callable[[datetime], str], when: datetime) -> Path:
-    # Two runs in the same second must not overwrite each other: the later
-    # one takes the next free second, waiting for the clock so that a name
-    # never claims a time that has not happened yet.
-    stamp = when
-    while True:
-        final = folder / name_for(stamp)
-        if _publish(tmp, final):
-            return final
-        stamp += timedelta(seconds=1)
-        delay = stamp.timestamp() - time.time()
-        if delay > 0:
-            time.sleep(delay)
-
-
 class Output:
-    def __init__(self, folder: Path, name_for: Callable[[datetime], str], when: datetime) -> None:
-        self.tmp = folder / f".{name_for(when)}.{secrets.token_hex(4)}.tmp"
-        self.final: Path | None = None
+    """The temporary files of one backup (one, or several parts) and their final names."""
+
+    def __init__(self, folder: Path, name_for: NameFor, when: datetime) -> None:
+        self.folder, self.name_for, self.when = folder, name_for, when
+        self.tmps: list[Path] = []
+        self.finals: list[Path] = []
+        self.add_part()
+
+    @property
+    def tmp(self) -> Path:
+        return self.tmps[0]
+
+    @property
+    def final(self) -> Path | None:
+        return self.finals[0] if self.finals else None
+
+    def add_part(self) -> Path:
+        name = self.name_for(self.when, len(self.tmps) + 1)
+        tmp = self.folder / f".{name}.{secrets.token_hex(4)}.tmp"
+        self.tmps.append(tmp)
+        return tmp
+
+    def publish(self) -> None:
+        # Two runs in the same second must not overwrite each other: the later
+        # one takes the next free second, waiting for the clock so that a name
+        # never claims a time that has not happened yet. Later parts share the
+        # first part's stamp.
+        stamp = self.when
+        while not _publish(self.tmps[0], self.folder / self.name_for(stamp, 1)):
+            stamp += timedelta(seconds=1)
+            delay = stamp.timestamp() - time.time()
+            if delay > 0:
+                time.sleep(delay)
+        self.finals.append(self.folder / self.name_for(stamp, 1))
+        for part, tmp in enumerate(self.tmps[1:], start=2):
+            final = self.folder / self.name_for(stamp, part)
+            if not _publish(tmp, final):
+                for published in self.finals:
+                    published.unlink(missing_ok=True)
+                raise errors.BackupError(
+                    f"{final} appeared while this export was being written: run it again."
+                )
+            self.finals.append(final)
 
     def discard(self) -> None:
-        for path in (self.tmp, Path(f"{self.tmp}-journal"), Path(f"{self.tmp}-wal"), Path(f"{self.tmp}-shm")):
-            path.unlink(missing_ok=True)
+        for tmp in self.tmps:
+            for path in (tmp, Path(f"{tmp}-journal"), Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
+                path.unlink(missing_ok=True)

@@ -6,6 +6,7 @@ functions and hold no backup logic of their own.
 
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -35,6 +36,7 @@ class BackupResult:
     rows: int
     duration_s: float
     sha256: str
+    parts: list[str] = field(default_factory=list)  # files after the first, for a CSV export in parts
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -56,11 +58,19 @@ class CleanupResult:
 
 
 @dataclass
+class Part:
+    path: Path
+    rows: int
+    sha256: str
+
+
+@dataclass
 class Written:
     path: Path
     rows: int
     sha256: str
     newest_reading: datetime | None = None
+    parts: list[Part] = field(default_factory=list)  # a CSV export in several files
 
 
 def now_stamp() -> datetime:
@@ -72,17 +82,24 @@ def _run(kind: layout.Kind, *, trigger: str, alias: str, work: Callable[[], Writ
     with recorded(kind.run_kind, trigger=trigger, alias=alias) as run:
         began = time.monotonic()
         written = work()
-        write_checksum(written.path, written.sha256)
+        parts = written.parts or [Part(written.path, written.rows, written.sha256)]
+        for part in parts:
+            write_checksum(part.path, part.sha256)
         result = BackupResult(
             kind=kind.key,
             path=str(written.path),
-            size_bytes=written.path.stat().st_size,
+            size_bytes=sum(part.path.stat().st_size for part in parts),
             rows=written.rows,
             duration_s=round(time.monotonic() - began, 3),
             sha256=written.sha256,
+            parts=[str(part.path) for part in parts[1:]],
         )
         run.file, run.size_bytes, run.rows = result.path, result.size_bytes, result.rows
         run.sha256, run.newest_reading = result.sha256, written.newest_reading
+        if len(parts) > 1:
+            run.details = {
+                "parts": [{"file": p.path.name, "rows": p.rows, "sha256": p.sha256} for p in parts]
+            }
     run_logger().info(
         "%s written: %s (%s, %s readings, %.2f s)",
         kind.label,
@@ -129,18 +146,28 @@ def _export(
     def work() -> Written:
         engine.check_available()
         with atomic_output(kind.directory(root), kind.file_name, when, f"the {kind.label}") as out:
-            with open(out.tmp, "xb", buffering=1 << 20) as handle:
-                hashing = HashingWriter(handle)
-                rows, written = write(
-                    hashing, engine.export_lines(kind.key, conf.plant_zone(), start, end, EXPORT_CHUNK)
-                )
-            on_disk = out.tmp.stat().st_size
-            if on_disk != written:
-                raise BackupError(
-                    f"The {kind.label} came out {on_disk:,} bytes instead of {written:,}: "
-                    "the backup disk lost data; check it and run the backup again."
-                )
-        return Written(out.final, rows, hashing.hexdigest())
+            with ExitStack() as files:
+                hashers: list[HashingWriter] = []
+
+                def open_part() -> HashingWriter:
+                    tmp = out.tmp if not hashers else out.add_part()
+                    hashers.append(HashingWriter(files.enter_context(open(tmp, "xb", buffering=1 << 20))))
+                    return hashers[-1]
+
+                lines = engine.export_lines(kind.key, conf.plant_zone(), start, end, EXPORT_CHUNK)
+                counts = write(open_part, lines, conf.csv_max_lines())
+            for tmp, (_, written) in zip(out.tmps, counts, strict=True):
+                on_disk = tmp.stat().st_size
+                if on_disk != written:
+                    raise BackupError(
+                        f"The {kind.label} came out {on_disk:,} bytes instead of {written:,}: "
+                        "the backup disk lost data; check it and run the backup again."
+                    )
+        parts = [
+            Part(final, rows, hasher.hexdigest())
+            for final, (rows, _), hasher in zip(out.finals, counts, hashers, strict=True)
+        ]
+        return Written(out.final, sum(p.rows for p in parts), parts[0].sha256, parts=parts)
 
     return _run(kind, trigger=trigger, alias=alias, work=work)
 

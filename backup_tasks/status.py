@@ -36,7 +36,7 @@ def backup_status(*, alias: str = "default", root: Path | None = None) -> Status
     folder = (root or conf.backup_dir()).resolve()
     report = StatusReport(
         location=str(folder),
-        counts={key: len(layout.backups(kind, root)) for key, kind in layout.KINDS.items()},
+        counts={key: layout.exports(kind, root) for key, kind in layout.KINDS.items()},
     )
     try:
         get_engine(alias).check_available()

@@ -137,19 +137,26 @@ def json_rows(path: Path) -> int:
 ROW_COUNTERS = {"db": snapshot_rows, "csv": csv_rows, "json": json_rows}
 
 
-def recorded_rows(path: Path, alias: str) -> int | None:
+def recorded_rows(path: Path, kind: layout.Kind, alias: str) -> int | None:
+    """Readings recorded for this file when it was written (per part for a CSV in parts)."""
+    first = layout.first_part(kind, path)
     try:
         run = (
             BackupRun.objects.using(alias)
             .succeeded()
-            .filter(file__endswith=f"/{path.name}")
+            .filter(file__endswith=f"/{first.name}")
             .exclude(rows=None)
             .order_by("-started_at")
             .first()
         )
     except DatabaseError:
         return None
-    return run.rows if run else None
+    if run is None:
+        return None
+    parts = run.details.get("parts") if isinstance(run.details, dict) else None
+    if parts:
+        return next((part["rows"] for part in parts if part["file"] == path.name), None)
+    return run.rows if first == path else None
 
 
 def verify_file(path: Path, *, alias: str = "default", use_records: bool = True) -> FileCheck:
@@ -174,7 +181,7 @@ def verify_file(path: Path, *, alias: str = "default", use_records: bool = True)
         )
     if content_error:
         return FileCheck(shown, FAILED, content_error, rows)
-    wanted = recorded_rows(path, alias) if use_records else None
+    wanted = recorded_rows(path, kind, alias) if use_records else None
     if wanted is not None and wanted != rows:
         return FileCheck(
             shown, FAILED, f"{rows:,} readings, but {wanted:,} were recorded when it was written", rows

@@ -214,5 +214,41 @@ def test_export_window_errors_are_one_line(project):
         "manage.py backup_database: error: argument --since: 'yesterday' is not a date (YYYY-MM-DD) "
         "or date-time (YYYY-MM-DD HH:MM[:SS]) (see --help)\n"
     )
-    result = project.manage("backup_database", "--type", "csv", "--since", "2025-02-01", "--until", "2025-01-01")
+    result = project.manage(
+        "backup_database", "--type", "csv", "--since", "2025-02-01", "--until", "2025-01-01"
+    )
     assert (result.returncode, result.stderr) == (1, "Error: --since must be before --until\n")
+
+
+@pytest.mark.slow
+def test_a_month_of_csv_is_split_at_the_excel_limit_and_every_part_verifies(project):
+    project.manage(
+        "simulate_readings", "--days", "31", "--start", "2025-01-01", check=True
+    )  # 1,339,200 readings
+
+    out = project.manage("backup_database", "--type", "csv", check=True).stdout
+    project.manage("backup_database", "--type", "json", check=True)
+
+    (first,) = (project.backups / "csv_exports").glob("readings_????????_??????.csv")
+    second = first.with_name(first.name.replace(".csv", "_part2.csv"))
+    assert out == f"Readings exported to CSV: backups/csv_exports/{first.name}\n"
+    assert sorted(p.name for p in first.parent.iterdir()) == sorted(
+        [first.name, f"{first.name}.sha256", second.name, f"{second.name}.sha256"]
+    )
+    first_lines = first.read_bytes().split(b"\r\n")
+    second_lines = second.read_bytes().split(b"\r\n")
+    assert len(first_lines) - 1 == 1_048_576  # the most Excel opens, header included
+    assert first_lines[0] == second_lines[0] == ("\ufeff" + HEADER).encode()
+    assert len(first_lines) - 2 + len(second_lines) - 2 == 1_339_200
+    # The parts continue each other: oldest first, nothing repeated, nothing skipped.
+    assert first_lines[-2].endswith(b"2025-01-25 06:32:28")
+    assert second_lines[1].endswith(b"2025-01-25 06:32:30")
+
+    verify = project.manage("backup_database", "--verify", check=True).stdout.splitlines()
+    assert verify[:2] == [
+        f"OK       backups/csv_exports/{first.name}: 1,048,575 readings",
+        f"OK       backups/csv_exports/{second.name}: 290,625 readings",
+    ]
+    status = project.manage("backup_database", "--status", check=True).stdout
+    assert "CSV Exports: 1\n" in status
+    assert "Total Readings: 1,339,200\n" in status
