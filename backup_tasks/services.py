@@ -4,6 +4,7 @@ The management command, the Celery tasks and the admin actions call these
 functions and hold no backup logic of their own.
 """
 
+import shutil
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -15,7 +16,7 @@ from django.db import DatabaseError
 
 from backup_tasks import conf, layout
 from backup_tasks.engines import get_engine
-from backup_tasks.errors import BackupError
+from backup_tasks.errors import BackupError, DiskFull
 from backup_tasks.exporters import WRITERS
 from backup_tasks.log import run_logger
 from backup_tasks.manifest import HashingWriter, file_sha256, sidecar, write_checksum
@@ -111,6 +112,59 @@ def _run(kind: layout.Kind, *, trigger: str, alias: str, work: Callable[[], Writ
     return result
 
 
+SPACE_MARGIN = 1.1  # the last backup of a kind, plus 10 %, plus a little:
+SPACE_SLACK = 1_000_000
+
+
+def free_bytes(folder: Path) -> int:
+    for candidate in (folder, *folder.parents):
+        try:
+            return shutil.disk_usage(candidate).free
+        except OSError:
+            continue
+    return 0
+
+
+def expected_size(kind: layout.Kind, root: Path | None, first_estimate: int = 0) -> int:
+    """About what the next backup of a kind needs: the last one (every part), plus a margin."""
+    files = layout.backups(kind, root)
+    if files:
+        stamp = files[-1][0]
+        last = sum(path.stat().st_size for s, path in files if s == stamp)
+    else:
+        last = first_estimate
+    return int(last * SPACE_MARGIN) + SPACE_SLACK if last else 0
+
+
+def ensure_space(
+    kind: layout.Kind, *, root: Path | None, alias: str, trigger: str, first_estimate: int = 0
+) -> None:
+    """Fail before writing anything when the backup disk cannot hold the next backup.
+
+    When space is short, old backups are cleaned up by the retention policy first.
+    """
+    need = expected_size(kind, root, first_estimate)
+    folder = kind.directory(root)
+    free = free_bytes(folder)
+    if free >= need:
+        return
+    log = run_logger()
+    log.warning("Disk guard: %s needs about %s, %s free: cleaning up first", kind.label, mb(need), mb(free))
+    cleanup_old_backups(
+        root=root, alias=alias, trigger=f"disk guard before {kind.label} ({trigger or 'no trigger'})"
+    )
+    free = free_bytes(folder)
+    if free < need:
+        raise DiskFull(
+            f"Not enough space on the backup disk: need about {mb(need)}, {mb(free)} free in {folder}. "
+            "Nothing was written; free up space or move BACKUP_DIR to a larger disk."
+        )
+
+
+def mb(size: int) -> str:
+    return f"{size / 1_000_000:,.1f} MB"
+
+
 def snapshot_database(
     *, alias: str = "default", when: datetime | None = None, root: Path | None = None, trigger: str = ""
 ) -> BackupResult:
@@ -121,6 +175,7 @@ def snapshot_database(
     def work() -> Written:
         engine.check_available()
         folder = layout.DB.directory(root)
+        ensure_space(layout.DB, root=root, alias=alias, trigger=trigger, first_estimate=engine.size_bytes())
         with atomic_output(folder, layout.DB.file_name, when, "the database backup") as out:
             snapshot = engine.snapshot(out.tmp)
             sha256 = file_sha256(out.tmp)
@@ -145,6 +200,7 @@ def _export(
 
     def work() -> Written:
         engine.check_available()
+        ensure_space(kind, root=root, alias=alias, trigger=trigger)
         with atomic_output(kind.directory(root), kind.file_name, when, f"the {kind.label}") as out:
             with ExitStack() as files:
                 hashers: list[HashingWriter] = []

@@ -48,6 +48,10 @@ class Engine:
     def check_available(self) -> None:
         """Raise a BackupError when the database cannot be read at all."""
 
+    def size_bytes(self) -> int:
+        """About how large a snapshot will be (0: unknown)."""
+        return 0
+
     def snapshot(self, target: Path) -> Snapshot:
         """Write a consistent copy of the whole database to target; say what it holds."""
         raise BackupError(

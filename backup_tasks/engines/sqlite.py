@@ -51,6 +51,12 @@ class SQLiteEngine(Engine):
     def describe(self) -> str:
         return f"SQLite database {self.path}"
 
+    def size_bytes(self) -> int:
+        try:
+            return self.path.stat().st_size
+        except OSError:
+            return 0
+
     def check_available(self) -> None:
         name = str(self.settings_dict["NAME"])
         if name == ":memory:" or "mode=memory" in name:
