@@ -54,3 +54,19 @@ def check_sqlite_wal(app_configs=None, **kwargs):
                 )
             )
     return errors
+
+
+@register()
+def check_compression(app_configs=None, **kwargs):
+    from backup_tasks.compression import SUFFIXES
+
+    method = conf.compression()
+    if method not in SUFFIXES:
+        return [
+            Error(
+                f"BACKUP_COMPRESSION is {method!r}.",
+                hint="Use none, gzip or zstd.",
+                id="backup_tasks.E003",
+            )
+        ]
+    return []

@@ -41,3 +41,8 @@ def csv_max_lines() -> int:
     from backup_tasks.exporters import EXCEL_MAX_LINES
 
     return int(getattr(settings, "BACKUP_CSV_MAX_LINES", EXCEL_MAX_LINES))
+
+
+def compression() -> str:
+    """BACKUP_COMPRESSION: none (default), gzip or zstd."""
+    return str(getattr(settings, "BACKUP_COMPRESSION", "none") or "none").lower()

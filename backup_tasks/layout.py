@@ -3,8 +3,10 @@
 backups/
 ├── scheduled_backup.log
 ├── database/db_backup_YYYYMMDD_HHMMSS.sqlite3
-├── csv_exports/readings_YYYYMMDD_HHMMSS.csv
+├── csv_exports/readings_YYYYMMDD_HHMMSS.csv       (_part2.csv, ... past Excel's limit)
 └── json_exports/readings_YYYYMMDD_HHMMSS.json
+
+each with a .sha256 beside it, and .gz or .zst added when compressed.
 """
 
 import re
@@ -34,14 +36,16 @@ class Kind:
 
     @cached_property
     def name_re(self) -> re.Pattern[str]:
-        # A CSV export too long for Excel continues in _part2, _part3, ...
+        # A CSV export too long for Excel continues in _part2, _part3, ...,
+        # and a compressed backup ends in .gz or .zst.
         return re.compile(
-            rf"^{re.escape(self.prefix)}(\d{{8}}_\d{{6}})(?:_part([1-9]\d*))?{re.escape(self.suffix)}$"
+            rf"^{re.escape(self.prefix)}(\d{{8}}_\d{{6}})(?:_part([1-9]\d*))?{re.escape(self.suffix)}(\.gz|\.zst)?$"
         )
 
-    def file_name(self, when: datetime, part: int = 1) -> str:
+    def file_name(self, when: datetime, part: int = 1, compression: str = "") -> str:
+        """The name of a backup; compression is the ending ('', '.gz' or '.zst')."""
         part_text = f"_part{part}" if part > 1 else ""
-        return f"{self.prefix}{when.strftime(STAMP_FORMAT)}{part_text}{self.suffix}"
+        return f"{self.prefix}{when.strftime(STAMP_FORMAT)}{part_text}{self.suffix}{compression}"
 
     def directory(self, root: Path | None = None) -> Path:
         return (root or conf.backup_dir()) / self.folder
@@ -87,8 +91,9 @@ def part_of(kind: Kind, name: str) -> int:
 
 def first_part(kind: Kind, path: Path) -> Path:
     """The file that names an export: its first part."""
+    match = kind.name_re.match(path.name)
     stamp = stamp_of(kind, path.name)
-    return path if stamp is None else path.with_name(kind.file_name(stamp))
+    return path if stamp is None else path.with_name(kind.file_name(stamp, 1, match.group(3) or ""))
 
 
 def backups(kind: Kind, root: Path | None = None) -> list[tuple[datetime, Path]]:

@@ -60,10 +60,15 @@ class HashingWriter:
     def __init__(self, handle: BinaryIO) -> None:
         self.handle = handle
         self.digest = hashlib.sha256()
+        self.count = 0
 
     def write(self, data: bytes) -> int:
         self.digest.update(data)
+        self.count += len(data)
         return self.handle.write(data)
+
+    def flush(self) -> None:
+        self.handle.flush()
 
     def hexdigest(self) -> str:
         return self.digest.hexdigest()

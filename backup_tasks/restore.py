@@ -7,7 +7,8 @@ back of a process that has it open.
 
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,14 +17,14 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.migrations.loader import MigrationLoader
 from django.utils import timezone
 
-from backup_tasks import conf, layout
+from backup_tasks import compression, conf, layout
 from backup_tasks.engines import get_engine
 from backup_tasks.engines.sqlite import SQLiteEngine
 from backup_tasks.errors import BackupError
 from backup_tasks.manifest import SUFFIX, file_sha256, recorded_checksum
 from backup_tasks.models import BackupRun
 from backup_tasks.runs import Run, notify_failure, recorded
-from backup_tasks.verify import ContentError, open_snapshot, snapshot_rows
+from backup_tasks.verify import ContentError, open_snapshot, plain_snapshot_rows
 
 RUN_TABLE = BackupRun._meta.db_table
 
@@ -50,8 +51,13 @@ class DrillResult:
         return asdict(self)
 
 
-def check_restorable(path: Path) -> int:
-    """Refuse anything but an intact smartAquarium snapshot this code understands; return its readings."""
+@contextmanager
+def restorable(path: Path) -> Iterator[tuple[Path, int]]:
+    """Refuse anything but an intact smartAquarium snapshot this code understands.
+
+    Yields the plain database (decompressed beside the backup when needed)
+    and its number of readings.
+    """
     if not path.is_file():
         raise BackupError(f"No such file: {path}. Nothing was restored.")
     expected = recorded_checksum(path)
@@ -65,11 +71,17 @@ def check_restorable(path: Path) -> int:
             f"{path} does not match its checksum: the file was damaged or changed after it was "
             "written. Pick another backup; nothing was restored."
         )
-    try:
-        rows = snapshot_rows(path)
-    except ContentError as exc:
-        raise BackupError(f"{path} cannot be restored: {exc}. Nothing was restored.") from None
-    db = open_snapshot(path)
+    with compression.plain_copy(path) as plain:
+        try:
+            rows = plain_snapshot_rows(plain)
+        except ContentError as exc:
+            raise BackupError(f"{path} cannot be restored: {exc}. Nothing was restored.") from None
+        _check_schema(path, plain)
+        yield plain, rows
+
+
+def _check_schema(path: Path, plain: Path) -> None:
+    db = open_snapshot(plain)
     try:
         migrations = set(db.execute("SELECT app, name FROM django_migrations").fetchall())
     except sqlite3.DatabaseError:
@@ -89,7 +101,6 @@ def check_restorable(path: Path) -> int:
             f"{path} comes from a newer version of smartAquarium (unknown migrations: {', '.join(newer[:3])}): "
             "upgrade this installation first. Nothing was restored."
         )
-    return rows
 
 
 def _live_engine(alias: str) -> SQLiteEngine:
@@ -139,41 +150,13 @@ def restore_snapshot(
     `confirm(readings_now, readings_in_backup)` is asked before anything
     changes; a safety snapshot of the live database is taken first.
     """
-    from backup_tasks import services
-
     run = Run(kind=BackupRun.Kind.RESTORE, trigger=trigger, file=str(path))
     started, began = timezone.now(), time.monotonic()
     try:
         engine = _live_engine(alias)
         engine.check_available()
-        rows_in_backup = check_restorable(path)
-        live = engine.connect()
-        try:
-            before = _count_readings(live)
-        finally:
-            live.close()
-        if confirm is not None and not confirm(before, rows_in_backup):
-            raise BackupError("Restore cancelled: the live database was not changed.")
-        safety = services.snapshot_database(
-            alias=alias, trigger=f"safety snapshot before restoring {path.name}"
-        )
-        connections[alias].close()
-        source, live = open_snapshot(path), engine.connect()
-        try:
-            history = _save_run_history(live)
-            source.backup(live, pages=-1)
-            live.execute("PRAGMA journal_mode=WAL")
-            if history:
-                _put_back_run_history(live)
-            after = _count_readings(live)
-        except sqlite3.Error as exc:
-            raise BackupError(
-                f"The restore failed ({exc}); the live database is unchanged or can be brought back from "
-                f"the safety snapshot {safety.path}."
-            ) from None
-        finally:
-            source.close()
-            live.close()
+        with restorable(path) as (plain, rows_in_backup):
+            before, after, safety = _replace_live(engine, plain, rows_in_backup, alias, path, confirm)
     except BaseException as exc:
         run.status = BackupRun.Status.FAILED
         run.error = str(exc) if isinstance(exc, BackupError) else f"{type(exc).__name__}: {exc}"
@@ -184,6 +167,44 @@ def restore_snapshot(
     run.details = {"readings_before": before, "readings_after": after, "safety_snapshot": safety.path}
     _record(run, alias, started, began)
     return RestoreResult(str(path), before, after, safety.path)
+
+
+def _replace_live(
+    engine: SQLiteEngine,
+    plain: Path,
+    rows_in_backup: int,
+    alias: str,
+    path: Path,
+    confirm: Callable[[int, int], bool] | None,
+):
+    from backup_tasks import services
+
+    live = engine.connect()
+    try:
+        before = _count_readings(live)
+    finally:
+        live.close()
+    if confirm is not None and not confirm(before, rows_in_backup):
+        raise BackupError("Restore cancelled: the live database was not changed.")
+    safety = services.snapshot_database(alias=alias, trigger=f"safety snapshot before restoring {path.name}")
+    connections[alias].close()
+    source, live = open_snapshot(plain), engine.connect()
+    try:
+        history = _save_run_history(live)
+        source.backup(live, pages=-1)
+        live.execute("PRAGMA journal_mode=WAL")
+        if history:
+            _put_back_run_history(live)
+        after = _count_readings(live)
+    except sqlite3.Error as exc:
+        raise BackupError(
+            f"The restore failed ({exc}); the live database is unchanged or can be brought back from "
+            f"the safety snapshot {safety.path}."
+        ) from None
+    finally:
+        source.close()
+        live.close()
+    return before, after, safety
 
 
 def _record(run: Run, alias: str, started: datetime, began: float) -> None:
@@ -207,6 +228,25 @@ def _record(run: Run, alias: str, started: datetime, began: float) -> None:
         pass
 
 
+def _drill_copy(path: Path, plain: Path) -> tuple[int, str | None, list[str]]:
+    """Restore plain into a scratch file through the backup API; count and check what arrived."""
+    scratch = path.with_name(f".drill_{plain.name}.{int(time.time())}.tmp")
+    try:
+        source, target = open_snapshot(plain), sqlite3.connect(scratch)
+        try:
+            source.backup(target, pages=-1)
+            problems = [row[0] for row in target.execute("PRAGMA integrity_check(5)")]
+            rows, newest = target.execute("SELECT COUNT(*), MAX(timestamp) FROM readings_reading").fetchone()
+        finally:
+            source.close()
+            target.close()
+    except sqlite3.Error as exc:
+        raise BackupError(f"The drill could not restore {path.name}: {exc}.") from None
+    finally:
+        scratch.unlink(missing_ok=True)
+    return rows, newest, problems
+
+
 def restore_drill(
     *, alias: str = DEFAULT_DB_ALIAS, root: Path | None = None, trigger: str = ""
 ) -> DrillResult:
@@ -228,24 +268,8 @@ def restore_drill(
         )
         if record is None:
             raise BackupError(f"No record of how {path.name} was taken: nothing to compare the restore with.")
-        check_restorable(path)
-        folder = path.parent
-        scratch = folder / f".drill_{path.name}.{int(time.time())}.tmp"
-        try:
-            source, target = open_snapshot(path), sqlite3.connect(scratch)
-            try:
-                source.backup(target, pages=-1)
-                problems = [row[0] for row in target.execute("PRAGMA integrity_check(5)")]
-                rows, newest = target.execute(
-                    "SELECT COUNT(*), MAX(timestamp) FROM readings_reading"
-                ).fetchone()
-            finally:
-                source.close()
-                target.close()
-        except sqlite3.Error as exc:
-            raise BackupError(f"The drill could not restore {path.name}: {exc}.") from None
-        finally:
-            scratch.unlink(missing_ok=True)
+        with restorable(path) as (plain, _):
+            rows, newest, problems = _drill_copy(path, plain)
         newest_at = datetime.fromisoformat(newest).replace(tzinfo=UTC) if newest else None
         mismatches = []
         if problems != ["ok"]:

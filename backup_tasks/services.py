@@ -11,10 +11,11 @@ from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import BinaryIO
 
 from django.db import DatabaseError
 
-from backup_tasks import conf, layout
+from backup_tasks import compression, conf, layout
 from backup_tasks.engines import get_engine
 from backup_tasks.errors import BackupError, DiskFull
 from backup_tasks.exporters import WRITERS
@@ -23,7 +24,7 @@ from backup_tasks.manifest import HashingWriter, file_sha256, sidecar, write_che
 from backup_tasks.models import BackupRun
 from backup_tasks.retention import Candidate, Policy, plan, protect_newest_good
 from backup_tasks.runs import recorded
-from backup_tasks.safefile import atomic_output
+from backup_tasks.safefile import atomic_output, ensure_dir
 
 EXPORT_CHUNK = 10_000
 STALE_TEMP_AGE = timedelta(hours=1)
@@ -143,8 +144,8 @@ def ensure_space(
 
     When space is short, old backups are cleaned up by the retention policy first.
     """
+    folder = ensure_dir(kind.directory(root))
     need = expected_size(kind, root, first_estimate)
-    folder = kind.directory(root)
     free = free_bytes(folder)
     if free >= need:
         return
@@ -165,19 +166,40 @@ def mb(size: int) -> str:
     return f"{size / 1_000_000:,.1f} MB"
 
 
+def namer(kind: layout.Kind, method: str) -> Callable[[datetime, int], str]:
+    ending = compression.suffix(method)
+    return lambda when, part: kind.file_name(when, part, ending)
+
+
 def snapshot_database(
-    *, alias: str = "default", when: datetime | None = None, root: Path | None = None, trigger: str = ""
+    *,
+    alias: str = "default",
+    when: datetime | None = None,
+    root: Path | None = None,
+    trigger: str = "",
+    compress: str | None = None,
 ) -> BackupResult:
     """Snapshot the whole database into BACKUP_DIR/database/, verified before it is named."""
     engine = get_engine(alias)
     when = when or now_stamp()
+    method = compress or conf.compression()
+    name_for = namer(layout.DB, method)
 
     def work() -> Written:
         engine.check_available()
         folder = layout.DB.directory(root)
         ensure_space(layout.DB, root=root, alias=alias, trigger=trigger, first_estimate=engine.size_bytes())
-        with atomic_output(folder, layout.DB.file_name, when, "the database backup") as out:
-            snapshot = engine.snapshot(out.tmp)
+        with atomic_output(folder, name_for, when, "the database backup") as out:
+            if method == "none":
+                snapshot = engine.snapshot(out.tmp)
+            else:
+                # Verified as a plain database first, then compressed.
+                plain = out.tmp.with_name(out.tmp.name + ".plain.tmp")
+                try:
+                    snapshot = engine.snapshot(plain)
+                    compression.compress_file(plain, out.tmp, method)
+                finally:
+                    plain.unlink(missing_ok=True)
             sha256 = file_sha256(out.tmp)
         return Written(out.final, snapshot.rows, sha256, snapshot.newest_reading)
 
@@ -193,27 +215,32 @@ def _export(
     end: datetime | None,
     root: Path | None,
     trigger: str,
+    compress: str | None,
 ) -> BackupResult:
     engine = get_engine(alias)
     when = when or now_stamp()
     write = WRITERS[kind.key]
+    method = compress or conf.compression()
+    name_for = namer(kind, method)
 
     def work() -> Written:
         engine.check_available()
         ensure_space(kind, root=root, alias=alias, trigger=trigger)
-        with atomic_output(kind.directory(root), kind.file_name, when, f"the {kind.label}") as out:
+        with atomic_output(kind.directory(root), name_for, when, f"the {kind.label}") as out:
             with ExitStack() as files:
                 hashers: list[HashingWriter] = []
 
-                def open_part() -> HashingWriter:
+                def open_part() -> BinaryIO:
                     tmp = out.tmp if not hashers else out.add_part()
                     hashers.append(HashingWriter(files.enter_context(open(tmp, "xb", buffering=1 << 20))))
-                    return hashers[-1]
+                    if method == "none":
+                        return hashers[-1]
+                    return files.enter_context(compression.compressing_writer(method, hashers[-1]))
 
                 lines = engine.export_lines(kind.key, conf.plant_zone(), start, end, EXPORT_CHUNK)
                 counts = write(open_part, lines, conf.csv_max_lines())
-            for tmp, (_, written) in zip(out.tmps, counts, strict=True):
-                on_disk = tmp.stat().st_size
+            for tmp, hasher in zip(out.tmps, hashers, strict=True):
+                on_disk, written = tmp.stat().st_size, hasher.count
                 if on_disk != written:
                     raise BackupError(
                         f"The {kind.label} came out {on_disk:,} bytes instead of {written:,}: "
@@ -236,9 +263,19 @@ def export_csv(
     end: datetime | None = None,
     root: Path | None = None,
     trigger: str = "",
+    compress: str | None = None,
 ) -> BackupResult:
     """Export readings (start <= timestamp < end) to BACKUP_DIR/csv_exports/."""
-    return _export(layout.CSV, alias=alias, when=when, start=start, end=end, root=root, trigger=trigger)
+    return _export(
+        layout.CSV,
+        alias=alias,
+        when=when,
+        start=start,
+        end=end,
+        root=root,
+        trigger=trigger,
+        compress=compress,
+    )
 
 
 def export_json(
@@ -249,9 +286,19 @@ def export_json(
     end: datetime | None = None,
     root: Path | None = None,
     trigger: str = "",
+    compress: str | None = None,
 ) -> BackupResult:
     """Export readings (start <= timestamp < end) to BACKUP_DIR/json_exports/."""
-    return _export(layout.JSON, alias=alias, when=when, start=start, end=end, root=root, trigger=trigger)
+    return _export(
+        layout.JSON,
+        alias=alias,
+        when=when,
+        start=start,
+        end=end,
+        root=root,
+        trigger=trigger,
+        compress=compress,
+    )
 
 
 OPERATIONS: dict[str, Callable[..., BackupResult]] = {
@@ -271,6 +318,7 @@ def complete_backup(
     on_result: Callable[[BackupResult], None] | None = None,
     start: datetime | None = None,
     end: datetime | None = None,
+    compress: str | None = None,
 ) -> list[BackupResult]:
     """Snapshot and export under one time stamp; stop at the first failure.
 
@@ -281,7 +329,9 @@ def complete_backup(
     results = []
     for kind in kinds:
         window = {} if kind == "db" else {"start": start, "end": end}  # a snapshot is always whole
-        result = OPERATIONS[kind](alias=alias, when=when, root=root, trigger=trigger, **window)
+        result = OPERATIONS[kind](
+            alias=alias, when=when, root=root, trigger=trigger, compress=compress, **window
+        )
         results.append(result)
         if on_result:
             on_result(result)

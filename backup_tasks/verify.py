@@ -5,15 +5,21 @@ as many readings as were recorded when it was written.
 """
 
 import csv
+import io
 import json
 import sqlite3
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import zstandard
 from django.db import DatabaseError
 
-from backup_tasks import layout
+from backup_tasks import compression, layout
 from backup_tasks.engines.sqlite import HEADER
+from backup_tasks.errors import BackupError
 from backup_tasks.exporters import CSV_HEADER
 from backup_tasks.manifest import SUFFIX, file_sha256, recorded_checksum
 from backup_tasks.models import BackupRun
@@ -58,10 +64,26 @@ class VerifyReport:
 
 
 def kind_of(path: Path) -> layout.Kind | None:
+    name = compression.plain_name(path)
     for kind in layout.KINDS.values():
-        if path.name.endswith(kind.suffix):
+        if name.endswith(kind.suffix):
             return kind
     return None
+
+
+@contextmanager
+def text_of(path: Path) -> Iterator[io.TextIOWrapper]:
+    """An export's text, decompressed on the fly; damage shows as a ContentError."""
+    try:
+        with (
+            compression.open_reading(path) as raw,
+            io.TextIOWrapper(raw, encoding="utf-8-sig", newline="") as text,
+        ):
+            yield text
+    except UnicodeDecodeError as exc:
+        raise ContentError(f"not UTF-8 text ({exc.reason})") from None
+    except (OSError, EOFError, zlib.error, zstandard.ZstdError) as exc:
+        raise ContentError(f"cannot be decompressed: {exc}") from None
 
 
 def open_snapshot(path: Path) -> sqlite3.Connection:
@@ -70,6 +92,14 @@ def open_snapshot(path: Path) -> sqlite3.Connection:
 
 
 def snapshot_rows(path: Path) -> int:
+    try:
+        with compression.plain_copy(path) as plain:
+            return plain_snapshot_rows(plain)
+    except BackupError as exc:
+        raise ContentError(str(exc)) from None
+
+
+def plain_snapshot_rows(path: Path) -> int:
     with path.open("rb") as handle:
         if handle.read(len(HEADER)) != HEADER:
             raise ContentError("not a SQLite database")
@@ -87,50 +117,44 @@ def snapshot_rows(path: Path) -> int:
 
 def csv_rows(path: Path) -> int:
     rows = 0
-    try:
-        with path.open(encoding="utf-8-sig", newline="") as handle:
-            reader = csv.reader(handle)
-            if next(reader, None) != CSV_HEADER.split(","):
-                raise ContentError("the header is not the export's header")
-            for line_number, row in enumerate(reader, start=2):
-                if len(row) != 6:
-                    raise ContentError(f"line {line_number} has {len(row)} fields instead of 6")
-                rows += 1
-    except UnicodeDecodeError as exc:
-        raise ContentError(f"not UTF-8 text ({exc.reason})") from None
+    with text_of(path) as handle:
+        reader = csv.reader(handle)
+        if next(reader, None) != CSV_HEADER.split(","):
+            raise ContentError("the header is not the export's header")
+        for line_number, row in enumerate(reader, start=2):
+            if len(row) != 6:
+                raise ContentError(f"line {line_number} has {len(row)} fields instead of 6")
+            rows += 1
     return rows
 
 
 def json_rows(path: Path) -> int:
     """Parse our one-object-per-line array without loading it whole."""
     rows = 0
-    try:
-        with path.open(encoding="utf-8") as handle:
-            first = handle.readline()
-            if first == "[]\n":
-                if handle.read():
-                    raise ContentError("text after the end of the array")
-                return 0
-            if first != "[\n":
-                raise ContentError("does not start with '['")
-            closed = False
-            for line_number, line in enumerate(handle, start=2):
-                if closed:
-                    raise ContentError(f"line {line_number}: text after the end of the array")
-                if line == "]\n":
-                    closed = True
-                    continue
-                try:
-                    item = json.loads(line.rstrip("\n").removesuffix(","))
-                except json.JSONDecodeError as exc:
-                    raise ContentError(f"line {line_number}: {exc.msg}") from None
-                if not isinstance(item, dict) or len(item) != 6:
-                    raise ContentError(f"line {line_number}: not a reading")
-                rows += 1
-            if not closed:
-                raise ContentError("the array is not closed: the file is truncated")
-    except UnicodeDecodeError as exc:
-        raise ContentError(f"not UTF-8 text ({exc.reason})") from None
+    with text_of(path) as handle:
+        first = handle.readline()
+        if first == "[]\n":
+            if handle.read():
+                raise ContentError("text after the end of the array")
+            return 0
+        if first != "[\n":
+            raise ContentError("does not start with '['")
+        closed = False
+        for line_number, line in enumerate(handle, start=2):
+            if closed:
+                raise ContentError(f"line {line_number}: text after the end of the array")
+            if line == "]\n":
+                closed = True
+                continue
+            try:
+                item = json.loads(line.rstrip("\n").removesuffix(","))
+            except json.JSONDecodeError as exc:
+                raise ContentError(f"line {line_number}: {exc.msg}") from None
+            if not isinstance(item, dict) or len(item) != 6:
+                raise ContentError(f"line {line_number}: not a reading")
+            rows += 1
+        if not closed:
+            raise ContentError("the array is not closed: the file is truncated")
     return rows
 
 

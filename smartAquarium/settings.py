@@ -129,6 +129,8 @@ BACKUP_KEEP_HOURLY = env_int("BACKUP_KEEP_HOURLY", 0)
 BACKUP_KEEP_DAILY = env_int("BACKUP_KEEP_DAILY", 0)
 BACKUP_KEEP_WEEKLY = env_int("BACKUP_KEEP_WEEKLY", 0)
 BACKUP_KEEP_MONTHLY = env_int("BACKUP_KEEP_MONTHLY", 0)
+# none, gzip or zstd: compresses snapshots and exports (verify and restore read all).
+BACKUP_COMPRESSION = env_str("BACKUP_COMPRESSION", "none")
 
 # Seconds after which a run still marked "running" counts as abandoned.
 BACKUP_RUN_TIMEOUT = env_int("BACKUP_RUN_TIMEOUT", 3 * 3600)

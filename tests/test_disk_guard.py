@@ -19,14 +19,18 @@ def run_on_small_disk(project, size: str, script: str) -> subprocess.CompletedPr
     body = f"set -e\nmount -t tmpfs -o size={size} tmpfs {disk}\ncd {project.root}\n" + script.format(
         manage=manage, disk=disk, out=project.root
     )
-    return subprocess.run(["unshare", "-rm", "sh", "-c", body], env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        ["unshare", "-rm", "sh", "-c", body], env=env, capture_output=True, text=True, timeout=300
+    )
 
 
-FAKE_OLD = """
-mkdir -p {disk}/backups/database
-head -c 4200000 /dev/zero > {disk}/backups/database/db_backup_20200101_000000.sqlite3
-echo "%s  db_backup_20200101_000000.sqlite3" > {disk}/backups/database/db_backup_20200101_000000.sqlite3.sha256
-""" % hashlib.sha256(b"\0" * 4_200_000).hexdigest()
+ZEROS_SHA256 = hashlib.sha256(b"\0" * 4_200_000).hexdigest()
+FAKE_OLD = (
+    "mkdir -p {disk}/backups/database\n"
+    "head -c 4200000 /dev/zero > {disk}/backups/database/db_backup_20200101_000000.sqlite3\n"
+    f"echo '{ZEROS_SHA256}  db_backup_20200101_000000.sqlite3'"
+    " > {disk}/backups/database/db_backup_20200101_000000.sqlite3.sha256\n"
+)
 
 
 def test_short_space_is_made_by_cleaning_up_old_backups_first(project):

@@ -78,6 +78,11 @@ class Command(BaseCommand):
             metavar="WHEN",
             help="exports: readings before WHEN (plant time; exclusive, so --until 2025-02-01 ends with January)",
         )
+        parser.add_argument(
+            "--compress",
+            choices=["none", "gzip", "zstd"],
+            help="compress what this run writes (default BACKUP_COMPRESSION, none)",
+        )
         parser.add_argument("--status", action="store_true", help="show backup status and statistics")
         parser.add_argument("--cleanup", action="store_true", help="remove backups older than --days days")
         parser.add_argument(
@@ -167,6 +172,8 @@ class Command(BaseCommand):
             raise Error(
                 "--since and --until go with a backup or export, as in: backup_database --type csv --since 2025-01-01"
             )
+        if options["compress"] and not run_backup:
+            raise Error("--compress goes with a backup or export, as in: backup_database --compress zstd")
         if since and until and since >= until:
             raise Error("--since must be before --until")
         if yes and not restore:
@@ -197,7 +204,7 @@ class Command(BaseCommand):
             if mode == "--drill":
                 return self._drill(trigger)
             if run_backup:
-                self._backup(type or "all", trigger, since, until)
+                self._backup(type or "all", trigger, since, until, options["compress"])
             if cleanup:
                 self._cleanup(days, keep, dry_run, trigger)
         except BackupError as exc:
@@ -208,13 +215,17 @@ class Command(BaseCommand):
             if report.database_problem:
                 raise Error(report.database_problem)
 
-    def _backup(self, kind: str, trigger: str, since: datetime | None, until: datetime | None) -> None:
+    def _backup(
+        self, kind: str, trigger: str, since: datetime | None, until: datetime | None, compress: str | None
+    ) -> None:
         kinds = services.ALL_KINDS if kind == "all" else (kind,)
 
         def report(result: services.BackupResult) -> None:
             self.stdout.write(DONE_LINES[result.kind].format(path=layout.display_str(result.path)))
 
-        services.complete_backup(kinds=kinds, trigger=trigger, on_result=report, start=since, end=until)
+        services.complete_backup(
+            kinds=kinds, trigger=trigger, on_result=report, start=since, end=until, compress=compress
+        )
         if kind == "all":
             self.stdout.write("Backup completed!")
 
