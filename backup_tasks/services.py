@@ -6,12 +6,12 @@ functions and hold no backup logic of their own.
 
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypedDict, Unpack
 
 from django.db import DatabaseError
 
@@ -25,6 +25,7 @@ from backup_tasks.models import BackupRun
 from backup_tasks.retention import Candidate, Policy, plan, protect_newest_good
 from backup_tasks.runs import recorded
 from backup_tasks.safefile import atomic_output, ensure_dir
+from readings.models import Reading
 
 EXPORT_CHUNK = 10_000
 STALE_TEMP_AGE = timedelta(hours=1)
@@ -166,6 +167,19 @@ def mb(size: int) -> str:
     return f"{size / 1_000_000:,.1f} MB"
 
 
+# progress(label, readings done, readings in all, seconds since the start)
+Progress = Callable[[str, int, int, float], None]
+
+
+def _reporting(chunks: Iterator[list[str]], kind: layout.Kind, progress: Progress, total: int):
+    began, done = time.monotonic(), 0
+    progress(kind.label, 0, total, 0.0)
+    for lines in chunks:
+        yield lines
+        done += len(lines)
+        progress(kind.label, done, total, time.monotonic() - began)
+
+
 def namer(kind: layout.Kind, method: str) -> Callable[[datetime, int], str]:
     ending = compression.suffix(method)
     return lambda when, part: kind.file_name(when, part, ending)
@@ -209,13 +223,14 @@ def snapshot_database(
 def _export(
     kind: layout.Kind,
     *,
-    alias: str,
-    when: datetime | None,
-    start: datetime | None,
-    end: datetime | None,
-    root: Path | None,
-    trigger: str,
-    compress: str | None,
+    alias: str = "default",
+    when: datetime | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    root: Path | None = None,
+    trigger: str = "",
+    compress: str | None = None,
+    progress: Progress | None = None,
 ) -> BackupResult:
     engine = get_engine(alias)
     when = when or now_stamp()
@@ -238,6 +253,10 @@ def _export(
                     return files.enter_context(compression.compressing_writer(method, hashers[-1]))
 
                 lines = engine.export_lines(kind.key, conf.plant_zone(), start, end, EXPORT_CHUNK)
+                if progress is not None:
+                    lines = _reporting(
+                        lines, kind, progress, Reading.objects.using(alias).between(start, end).count()
+                    )
                 counts = write(open_part, lines, conf.csv_max_lines())
             for tmp, hasher in zip(out.tmps, hashers, strict=True):
                 on_disk, written = tmp.stat().st_size, hasher.count
@@ -255,50 +274,25 @@ def _export(
     return _run(kind, trigger=trigger, alias=alias, work=work)
 
 
-def export_csv(
-    *,
-    alias: str = "default",
-    when: datetime | None = None,
-    start: datetime | None = None,
-    end: datetime | None = None,
-    root: Path | None = None,
-    trigger: str = "",
-    compress: str | None = None,
-) -> BackupResult:
+class ExportOptions(TypedDict, total=False):
+    alias: str
+    when: datetime | None
+    start: datetime | None  # readings with start <= timestamp < end
+    end: datetime | None
+    root: Path | None
+    trigger: str
+    compress: str | None
+    progress: Progress | None
+
+
+def export_csv(**options: Unpack[ExportOptions]) -> BackupResult:
     """Export readings (start <= timestamp < end) to BACKUP_DIR/csv_exports/."""
-    return _export(
-        layout.CSV,
-        alias=alias,
-        when=when,
-        start=start,
-        end=end,
-        root=root,
-        trigger=trigger,
-        compress=compress,
-    )
+    return _export(layout.CSV, **options)
 
 
-def export_json(
-    *,
-    alias: str = "default",
-    when: datetime | None = None,
-    start: datetime | None = None,
-    end: datetime | None = None,
-    root: Path | None = None,
-    trigger: str = "",
-    compress: str | None = None,
-) -> BackupResult:
+def export_json(**options: Unpack[ExportOptions]) -> BackupResult:
     """Export readings (start <= timestamp < end) to BACKUP_DIR/json_exports/."""
-    return _export(
-        layout.JSON,
-        alias=alias,
-        when=when,
-        start=start,
-        end=end,
-        root=root,
-        trigger=trigger,
-        compress=compress,
-    )
+    return _export(layout.JSON, **options)
 
 
 OPERATIONS: dict[str, Callable[..., BackupResult]] = {
@@ -319,6 +313,7 @@ def complete_backup(
     start: datetime | None = None,
     end: datetime | None = None,
     compress: str | None = None,
+    progress: Progress | None = None,
 ) -> list[BackupResult]:
     """Snapshot and export under one time stamp; stop at the first failure.
 
@@ -328,7 +323,8 @@ def complete_backup(
     when = now_stamp()
     results = []
     for kind in kinds:
-        window = {} if kind == "db" else {"start": start, "end": end}  # a snapshot is always whole
+        # A snapshot is always whole, and one step of SQLite's backup API: no window, no progress.
+        window = {} if kind == "db" else {"start": start, "end": end, "progress": progress}
         result = OPERATIONS[kind](
             alias=alias, when=when, root=root, trigger=trigger, compress=compress, **window
         )

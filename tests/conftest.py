@@ -53,7 +53,7 @@ class Project:
             [sys.executable, str(PROJECT / "manage.py"), *args],
             cwd=kwargs.pop("cwd", self.root),
             env=kwargs.pop("env", self.env),
-            capture_output=True,
+            capture_output=kwargs.pop("capture_output", True),
             text=True,
             timeout=timeout,
             **kwargs,

@@ -36,6 +36,46 @@ def plant_time(text: str) -> datetime:
     raise ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD) or date-time (YYYY-MM-DD HH:MM[:SS])")
 
 
+class ProgressReport:
+    """Progress of long exports on stderr, so stdout keeps the guide's lines.
+
+    A terminal gets a bar redrawn in place; a log or pipe gets a plain line
+    at each quarter. Short exports show nothing.
+    """
+
+    MIN_READINGS = 100_000
+    WIDTH = 30
+
+    def __init__(self, stream) -> None:
+        self.stream = stream
+        self.tty = stream.isatty()
+        self.last_draw = 0.0
+        self.next_quarter = 1
+
+    def __call__(self, label: str, done: int, total: int, elapsed: float) -> None:
+        if total < self.MIN_READINGS:
+            return
+        if done == 0:
+            self.last_draw, self.next_quarter = 0.0, 1
+        rate = done / elapsed if elapsed > 0 else 0.0
+        left = f"about {(total - done) / rate:,.0f} s left" if rate and done < total else "done"
+        text = f"{label}: {done:,} of {total:,} readings, {rate:,.0f}/s, {left}"
+        if self.tty:
+            if done < total and elapsed - self.last_draw < 0.2:
+                return
+            self.last_draw = elapsed
+            filled = self.WIDTH * done // total
+            bar = "#" * filled + "." * (self.WIDTH - filled)
+            self.stream.write(
+                f"\r[{bar}] {100 * done // total:3d}% {text}\033[K", ending="\n" if done == total else ""
+            )
+            self.stream.flush()
+        elif done * 4 >= total * self.next_quarter:
+            self.stream.write(f"{25 * self.next_quarter}% {text}")
+            while done * 4 >= total * self.next_quarter:
+                self.next_quarter += 1
+
+
 class Error(CommandError):
     """Printed by Django as 'Error: <message>': one line, no traceback."""
 
@@ -224,7 +264,13 @@ class Command(BaseCommand):
             self.stdout.write(DONE_LINES[result.kind].format(path=layout.display_str(result.path)))
 
         services.complete_backup(
-            kinds=kinds, trigger=trigger, on_result=report, start=since, end=until, compress=compress
+            kinds=kinds,
+            trigger=trigger,
+            on_result=report,
+            start=since,
+            end=until,
+            compress=compress,
+            progress=ProgressReport(self.stderr),
         )
         if kind == "all":
             self.stdout.write("Backup completed!")
