@@ -13,10 +13,15 @@ import secrets
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from backup_tasks import errors
+
+# Names the run writing a temporary file (a Celery task id), so that what a
+# killed run left behind can be found and removed: see services.remove_unfinished_files.
+run_tag: ContextVar[str] = ContextVar("run_tag", default="")
 
 
 def ensure_dir(path: Path) -> Path:
@@ -108,9 +113,15 @@ def _publish_unique(tmp: Path, folder: Path, name_for: Callable[[datetime], str]
 
 class Output:
     def __init__(self, folder: Path, name_for: Callable[[datetime], str], when: datetime) -> None:
-        self.tmp = folder / f".{name_for(when)}.{secrets.token_hex(4)}.tmp"
+        tag = f"{run_tag.get()}." if run_tag.get() else ""
+        self.tmp = folder / f".{name_for(when)}.{tag}{secrets.token_hex(4)}.tmp"
         self.final: Path | None = None
 
     def discard(self) -> None:
-        for path in (self.tmp, Path(f"{self.tmp}-journal"), Path(f"{self.tmp}-wal"), Path(f"{self.tmp}-shm")):
-            path.unlink(missing_ok=True)
+        discard(self.tmp)
+
+
+def discard(tmp: Path) -> None:
+    """Remove a temporary file and the journal files SQLite may have made beside it."""
+    for path in (tmp, Path(f"{tmp}-journal"), Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
+        path.unlink(missing_ok=True)

@@ -6,6 +6,7 @@ functions and hold no backup logic of their own.
 
 import time
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -15,7 +16,8 @@ from backup_tasks.engines import get_engine
 from backup_tasks.errors import BackupError
 from backup_tasks.exporters import WRITERS
 from backup_tasks.log import run_logger
-from backup_tasks.safefile import atomic_output
+from backup_tasks.safefile import atomic_output, discard
+from backup_tasks.status import StatusReport, backup_status, render_status
 
 EXPORT_CHUNK = 10_000
 STALE_TEMP_AGE = timedelta(hours=1)
@@ -113,10 +115,11 @@ def _export(
     def work() -> tuple[Path, int]:
         engine.check_available()
         with atomic_output(kind.directory(root), kind.file_name, when, f"the {kind.label}") as out:
-            with open(out.tmp, "xb", buffering=1 << 20) as handle:
-                rows, written = write(
-                    handle, engine.export_lines(kind.key, conf.plant_zone(), start, end, EXPORT_CHUNK)
-                )
+            lines = engine.export_lines(kind.key, conf.plant_zone(), start, end, EXPORT_CHUNK)
+            # closing(): a write that fails (disk full, a time limit) ends the
+            # export's read transaction now, not when the generator is collected.
+            with open(out.tmp, "xb", buffering=1 << 20) as handle, closing(lines):
+                rows, written = write(handle, lines)
             on_disk = out.tmp.stat().st_size
             if on_disk != written:
                 raise BackupError(
@@ -216,6 +219,32 @@ def cleanup_old_backups(
         result.kept,
     )
     return result
+
+
+def log_statistics(*, alias: str = "default", root: Path | None = None) -> StatusReport:
+    """Write the BACKUP STATUS report to the activity log and return it."""
+    report = backup_status(alias=alias, root=root)
+    run_logger().info("Backup statistics:\n%s", render_status(report))
+    return report
+
+
+def remove_unfinished_files(*, tag: str, root: Path | None = None) -> list[str]:
+    """Remove the temporary files of the run named `tag` (a killed or timed-out task)."""
+    removed = []
+    for kind in layout.KINDS.values():
+        try:
+            entries = list(kind.directory(root).iterdir())
+        except OSError:
+            continue  # No folder yet, or not a folder: the run itself reports that.
+        for path in entries:
+            if layout.TEMP_RE.match(path.name) and f".{tag}." in path.name:
+                discard(path)
+                removed.append(str(path))
+    if removed:
+        run_logger().info(
+            "Removed %d unfinished file(s) of an interrupted run: %s", len(removed), ", ".join(removed)
+        )
+    return removed
 
 
 def _remove(path: Path) -> int | None:

@@ -1,0 +1,142 @@
+"""A real `celery -A smartAquarium worker` process: crashes, retries, time limits."""
+
+import csv
+import json
+import re
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+from backup_tasks import tasks
+
+from .conftest import SIZEABLE
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def finals(folder: Path, pattern: str = "*/[!.]*") -> list[Path]:
+    """Backups under their final names."""
+    return sorted(p for p in folder.glob(pattern) if p.is_file())
+
+
+def temporaries(folder: Path) -> list[Path]:
+    return sorted(folder.glob("*/.*"))
+
+
+def wait_until(condition, timeout: float = 30, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def verify_backup_set(folder: Path, stamp: str, readings: int) -> None:
+    """The three files of one backup open and hold every reading."""
+    with sqlite3.connect(folder / "database" / f"db_backup_{stamp}.sqlite3") as db:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        assert db.execute("SELECT COUNT(*) FROM readings_reading").fetchone() == (readings,)
+    with open(folder / "csv_exports" / f"readings_{stamp}.csv", encoding="utf-8-sig", newline="") as handle:
+        rows = list(csv.reader(handle))
+    assert rows[0][0] == "Water Temp (°C)"
+    assert len(rows) == readings + 1
+    assert len(json.loads((folder / "json_exports" / f"readings_{stamp}.json").read_text())) == readings
+
+
+def stamps(folder: Path) -> list[str]:
+    return [re.search(r"\d{8}_\d{6}", p.name).group() for p in finals(folder, "database/*.sqlite3")]
+
+
+def test_a_worker_killed_mid_snapshot_leaves_no_file_and_the_job_completes_after_restart(
+    plant, celery_app, celery_processes
+):
+    quick = {"CELERY_VISIBILITY_TIMEOUT": "3", "BACKUP_LOCK_TTL": "2"}
+    worker = celery_processes(plant, celery_app.conf.broker_url, **quick).start()
+    job = tasks.complete_backup.delay()
+
+    wait_until(lambda: temporaries(plant.backups), timeout=30, what="the snapshot to start")
+    worker.kill()
+
+    assert finals(plant.backups) == []  # nothing under a final name
+    unfinished = [p.name for p in temporaries(plant.backups)]  # the snapshot, maybe its journal
+    assert unfinished
+    assert all(name.startswith(".db_backup_") and f".{job.id}." in name for name in unfinished)
+
+    restarted = celery_processes(plant, celery_app.conf.broker_url, **quick).start()
+    restarted.wait_for("succeeded in", timeout=60)
+
+    assert temporaries(plant.backups) == []
+    [stamp] = stamps(plant.backups)
+    verify_backup_set(plant.backups, stamp, readings=SIZEABLE)
+    log = (plant.backups / "scheduled_backup.log").read_text()
+    starts = log.count(f"Complete backup started (requested, task {job.id})")
+    assert starts >= 2  # killed, then redelivered (with a 3 s visibility timeout maybe once more)
+    assert len(re.findall(r"Complete backup finished in [\d.]+ s: 3 files", log)) == 1
+    assert log.count("Complete backup: complete backup skipped, already done for this run") == starts - 2
+    assert "Removed 1 unfinished file(s) of an interrupted run: " in log
+
+
+def test_a_locked_database_is_retried_with_backoff(plant, celery_app, celery_processes):
+    # A database in rollback-journal mode with a writer holding it: a
+    # reader gets "database is locked", a failure worth a retry.
+    holder = sqlite3.connect(plant.db, isolation_level=None)
+    holder.execute("PRAGMA journal_mode=DELETE")
+    holder.execute("BEGIN EXCLUSIVE")
+    holder.execute("DELETE FROM readings_reading WHERE id = 1")
+    worker = celery_processes(
+        plant, celery_app.conf.broker_url, SQLITE_BUSY_TIMEOUT="1", BACKUP_RETRY_DELAY="1"
+    ).start()
+
+    tasks.export_csv.delay()
+    worker.wait_for("retry: Retry in 1s", timeout=30)
+    holder.execute("COMMIT")
+    holder.close()
+    worker.wait_for("succeeded in", timeout=30)
+
+    log = (plant.backups / "scheduled_backup.log").read_text()
+    assert (
+        f"WARNING CSV export will be retried in 1 s (retry 1 of 3): The database {plant.db} stayed locked "
+        "for 1 s: try again.\n"
+    ) in log
+    assert log.count("CSV export finished") == 1
+    [export] = finals(plant.backups)
+    assert export.read_text(encoding="utf-8-sig").count("\n") == SIZEABLE  # header, one reading deleted
+
+
+def test_time_limits_remove_the_unfinished_files(plant, celery_app, celery_processes):
+    # A writer holds the database (in rollback-journal mode, where that stops readers).
+    holder = sqlite3.connect(plant.db, isolation_level=None)
+    holder.execute("PRAGMA journal_mode=DELETE")
+    holder.execute("BEGIN EXCLUSIVE")
+    worker = celery_processes(plant, celery_app.conf.broker_url, SQLITE_BUSY_TIMEOUT="1").start()
+
+    # Hard limit: the snapshot waits for the database inside SQLite, where
+    # the soft limit cannot reach it; the worker kills the run, then removes its file.
+    tasks.snapshot_database.apply_async(soft_time_limit=0.3, time_limit=1)
+    worker.wait_for("Hard time limit (1s) exceeded", timeout=30)
+    wait_until(lambda: not temporaries(plant.backups), timeout=10, what="the killed run's file to go")
+    holder.close()
+
+    # Soft limit: the export stops between two blocks and removes its file itself.
+    tasks.export_json.apply_async(soft_time_limit=0.3)
+    worker.wait_for("raised expected: TimeLimitReached", timeout=30)
+
+    assert finals(plant.backups) == temporaries(plant.backups) == []
+    log = (plant.backups / "scheduled_backup.log").read_text()
+    assert re.search(r"Removed 1 unfinished file\(s\) of an interrupted run: \S+/database/\.db_backup_", log)
+    assert (
+        "ERROR JSON export stopped at its time limit of 0.3 s and removed its unfinished files: "
+        "set BACKUP_TIME_LIMIT higher if backups need longer.\n"
+    ) in log
+
+
+def test_a_visibility_timeout_shorter_than_the_time_limit_is_reported(project):
+    env = {**project.env, "BACKUP_TIME_LIMIT": "600", "CELERY_VISIBILITY_TIMEOUT": "300"}
+
+    result = project.manage("check", env=env)
+
+    assert result.returncode == 0
+    assert (
+        "(backup_tasks.W003) CELERY_VISIBILITY_TIMEOUT (300 s) is not longer than BACKUP_TIME_LIMIT (600 s)"
+    ) in result.stderr
