@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django_celery_beat",
     "readings",
     "backup_tasks",
 ]
@@ -132,12 +133,17 @@ BACKUP_RETRY_DELAY = env_int("BACKUP_RETRY_DELAY", 60)
 # Seconds a dead worker's single-flight lock outlives it (a live worker renews it).
 BACKUP_LOCK_TTL = env_int("BACKUP_LOCK_TTL", 60)
 
-# Celery: backups, exports and cleanup run in a worker process.
+# Celery: backups, exports and cleanup run in a worker process, scheduled by
+# django-celery-beat from the database (edit the schedules in admin).
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
+CELERY_BEAT_SCHEDULER = "backup_tasks.beat:PlantScheduler"
+# Save each periodic task's last run as soon as it is sent (admin shows it,
+# and a standby beat taking over starts from it).
+CELERY_BEAT_SYNC_EVERY = 1
 # No result backend: nobody waits for a backup's result. Each task's JSON
 # summary goes to the worker log, and what it did to scheduled_backup.log.
 CELERY_RESULT_EXPIRES = None

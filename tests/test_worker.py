@@ -1,4 +1,4 @@
-"""A real `celery -A smartAquarium worker` process: crashes, retries, time limits."""
+"""A real `celery -A smartAquarium worker` process: beat, crashes, retries, time limits."""
 
 import csv
 import json
@@ -8,10 +8,13 @@ import time
 from pathlib import Path
 
 import pytest
+from django.db import connection
+from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
 from backup_tasks import tasks
+from backup_tasks.schedules import install_default_schedules
 
-from .conftest import SIZEABLE
+from .conftest import SIZEABLE, Project
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -46,6 +49,51 @@ def verify_backup_set(folder: Path, stamp: str, readings: int) -> None:
 
 def stamps(folder: Path) -> list[str]:
     return [re.search(r"\d{8}_\d{6}", p.name).group() for p in finals(folder, "database/*.sqlite3")]
+
+
+@pytest.fixture
+def hourly_every_two_seconds():
+    """The operator's edit in admin: the hourly backup every 2 s; the daily and weekly jobs off."""
+    PeriodicTask.objects.all().delete()
+    install_default_schedules(PeriodicTask, CrontabSchedule, "UTC")
+    for task in PeriodicTask.objects.all():
+        if task.name == "Hourly backup":
+            task.crontab = None
+            task.interval = IntervalSchedule.objects.create(every=2, period=IntervalSchedule.SECONDS)
+        else:
+            task.enabled = False
+        task.save()
+    return PeriodicTask.objects.get(name="Hourly backup")
+
+
+def on_test_database(tmp_path: Path) -> Project:
+    """A project whose processes use this test's database, so the ORM here edits what they read."""
+    project = Project(tmp_path)
+    project.db = Path(connection.settings_dict["NAME"])
+    return project
+
+
+def test_two_workers_started_with_beat_back_up_each_run_once(
+    tmp_path, celery_app, celery_processes, hourly_every_two_seconds
+):
+    project = on_test_database(tmp_path)
+    first = celery_processes(project, celery_app.conf.broker_url, "-B", "-n", "first@%h").start(wait=False)
+    second = celery_processes(project, celery_app.conf.broker_url, "-B", "-n", "second@%h").start()
+    first.wait_for("ready.")
+    time.sleep(7)
+    first.stop()
+    second.stop()
+
+    sent = first.output().count("Sending due task Hourly backup") + second.output().count(
+        "Sending due task Hourly backup"
+    )
+    standby = [w for w in (first, second) if "already sends the schedule" in w.output()]
+    assert len(standby) == 1
+    assert standby[0].output().count("Sending due task") == 0
+    assert sent >= 3
+    assert len(stamps(project.backups)) == sent
+    log = (project.backups / "scheduled_backup.log").read_text()
+    assert "Run exactly one beat: 'celery -A smartAquarium worker -B' on one machine only." in log
 
 
 def test_a_worker_killed_mid_snapshot_leaves_no_file_and_the_job_completes_after_restart(
