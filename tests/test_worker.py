@@ -8,11 +8,13 @@ import time
 from pathlib import Path
 
 import pytest
+from django.contrib.auth.models import User
 from django.db import connection
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
 from backup_tasks import tasks
 from backup_tasks.schedules import install_default_schedules
+from readings.models import Reading
 
 from .conftest import SIZEABLE, Project
 
@@ -71,6 +73,52 @@ def on_test_database(tmp_path: Path) -> Project:
     project = Project(tmp_path)
     project.db = Path(connection.settings_dict["NAME"])
     return project
+
+
+def test_worker_with_beat_runs_the_job_as_edited_until_it_is_disabled(
+    tmp_path, celery_app, celery_processes, hourly_every_two_seconds, client
+):
+    for i in range(5):
+        Reading.objects.create(
+            water_temperature=24 + i, air_temperature=26, humidity=60, setpoint=25, pid_output=1
+        )
+    project = on_test_database(tmp_path)
+    worker = celery_processes(project, celery_app.conf.broker_url, "-B").start()
+
+    wait_until(lambda: len(stamps(project.backups)) >= 2, what="two scheduled backups")
+    for stamp in stamps(project.backups)[:2]:
+        verify_backup_set(project.backups, stamp, readings=5)
+
+    hourly = PeriodicTask.objects.get(pk=hourly_every_two_seconds.pk)
+    hourly.enabled = False
+    hourly.save()
+    worker.wait_for("DatabaseScheduler: Schedule changed.", timeout=15)
+    wait_until(lambda: not temporaries(project.backups), what="the last backup to finish")
+    before = finals(project.backups)
+    time.sleep(5)  # two and a half intervals
+    assert finals(project.backups) == before
+    sends = worker.output().split("DatabaseScheduler: Schedule changed.")[1].count("Sending due task")
+    assert sends == 0
+
+    # "Run complete backup now" in admin: the same worker writes one more backup.
+    client.force_login(User.objects.create_superuser("root", password=None))
+    client.post("/admin/backup_tasks/backupschedule/", {"action": "run_complete_backup", "index": 0})
+    wait_until(lambda: len(finals(project.backups)) == len(before) + 3, what="the admin's backup")
+    verify_backup_set(project.backups, stamps(project.backups)[-1], readings=5)
+
+    worker.stop()
+    again = project.manage("migrate", "--noinput", check=True)
+    assert "No migrations to apply." in again.stdout
+    hourly.refresh_from_db()
+    assert (hourly.enabled, hourly.crontab, hourly.interval.every, hourly.interval.period) == (
+        False,
+        None,
+        2,
+        "seconds",
+    )
+    log = (project.backups / "scheduled_backup.log").read_text()
+    assert "Hourly backup started (scheduled for " in log
+    assert "Complete backup started (requested in admin by root, task " in log
 
 
 def test_two_workers_started_with_beat_back_up_each_run_once(
