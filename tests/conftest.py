@@ -70,13 +70,23 @@ class Project:
 
     def files(self) -> list[str]:
         """Every file below backups/ except the log, as relative paths."""
-        if not self.backups.exists():
-            return []
-        return sorted(
-            str(p.relative_to(self.backups))
-            for p in self.backups.rglob("*")
-            if p.is_file() and not p.name.startswith("scheduled_backup.log")
-        )
+        return backup_files(self.backups)
+
+
+def backup_files(folder: Path) -> list[str]:
+    """Every file below a backup folder except the log, as relative paths."""
+    return sorted(
+        str(p.relative_to(folder))
+        for p in folder.rglob("*")
+        if p.is_file() and not p.name.startswith("scheduled_backup.log")
+    )
+
+
+def wait_until(condition, timeout: float = 30, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
 
 
 @pytest.fixture(scope="session")

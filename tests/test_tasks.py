@@ -2,7 +2,6 @@
 
 import json
 import re
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -12,7 +11,7 @@ from backup_tasks import tasks
 from backup_tasks.errors import NotWritable
 from readings.models import Reading
 
-from .conftest import FILL_SQL
+from .conftest import FILL_SQL, backup_files, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -28,14 +27,6 @@ def add_readings(count: int, start=datetime(2025, 1, 11, 14, 30, 22, tzinfo=UTC)
             timestamp=start + timedelta(seconds=2 * i),
         )
         for i in range(count)
-    )
-
-
-def backup_files(folder: Path) -> list[str]:
-    return sorted(
-        str(p.relative_to(folder))
-        for p in folder.rglob("*")
-        if p.is_file() and not p.name.startswith("scheduled_backup.log")
     )
 
 
@@ -231,13 +222,9 @@ def test_the_daily_job_at_two_shares_the_hourly_jobs_backup_but_still_cleans_up(
     assert len(backup_files(backup_dir)) == 3
 
 
-def wait_for_log(folder: Path, text: str, timeout: float = 30) -> list[str]:
-    deadline = time.monotonic() + timeout
-    while not any(
-        text in line for line in (log_lines(folder) if (folder / "scheduled_backup.log").exists() else [])
-    ):
-        assert time.monotonic() < deadline, f"{text!r} never appeared in scheduled_backup.log"
-        time.sleep(0.05)
+def wait_for_log(folder: Path, text: str) -> list[str]:
+    log = folder / "scheduled_backup.log"
+    wait_until(lambda: log.exists() and text in log.read_text(), what=f"{text!r} in scheduled_backup.log")
     return log_lines(folder)
 
 
