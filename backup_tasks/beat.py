@@ -233,12 +233,13 @@ class PlantScheduler(DatabaseScheduler):
             message = (
                 "Missed %s due at %s: %s. It was not queued and will not be made up; the next run is at %s."
             )
-            args = (
-                entry.name,
-                _when(entry.due_at()),
-                broker.unreachable(exc.__context__ if isinstance(exc, SchedulingError) else exc),
-                _when(entry.due_after(entry.default_now())),
+            cause = exc.__context__ if isinstance(exc, SchedulingError) and exc.__context__ else exc
+            reason = (
+                broker.unreachable(cause)
+                if isinstance(cause, broker.QUEUE_ERRORS)
+                else f"it could not be sent ({cause})"
             )
+            args = (entry.name, _when(entry.due_at()), reason, _when(entry.due_after(entry.default_now())))
             logger.error(message, *args)
             run_logger().error(message, *args)
         else:
