@@ -3,7 +3,8 @@
 import os
 from pathlib import Path
 
-from django.core.checks import Error, register
+from django.conf import settings
+from django.core.checks import Error, Warning, register
 from django.db import connections
 
 from backup_tasks import conf
@@ -67,6 +68,24 @@ def check_compression(app_configs=None, **kwargs):
                 f"BACKUP_COMPRESSION is {method!r}.",
                 hint="Use none, gzip or zstd.",
                 id="backup_tasks.E003",
+            )
+        ]
+    return []
+
+
+@register()
+def check_visibility_timeout(app_configs=None, **kwargs):
+    """Redis must not hand a task that is still running to a second worker."""
+    limit = getattr(settings, "CELERY_TASK_TIME_LIMIT", None)
+    visibility = getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", {}).get("visibility_timeout", 3600)
+    if limit and visibility <= limit:
+        return [
+            Warning(
+                f"CELERY_VISIBILITY_TIMEOUT ({visibility} s) is not longer than "
+                f"BACKUP_TIME_LIMIT ({limit:g} s): Redis gives a backup that is still running "
+                "to another worker, which then waits for it.",
+                hint="Set CELERY_VISIBILITY_TIMEOUT above BACKUP_TIME_LIMIT (the default is twice it).",
+                id="backup_tasks.W003",
             )
         ]
     return []

@@ -13,10 +13,15 @@ import secrets
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from backup_tasks import errors
+
+# Names the run writing a temporary file (a Celery task id), so that what a
+# killed run left behind can be found and removed: see services.remove_unfinished_files.
+run_tag: ContextVar[str] = ContextVar("run_tag", default="")
 
 
 def ensure_dir(path: Path) -> Path:
@@ -112,7 +117,8 @@ class Output:
 
     def add_part(self) -> Path:
         name = self.name_for(self.when, len(self.tmps) + 1)
-        tmp = self.folder / f".{name}.{secrets.token_hex(4)}.tmp"
+        tag = f"{run_tag.get()}." if run_tag.get() else ""
+        tmp = self.folder / f".{name}.{tag}{secrets.token_hex(4)}.tmp"
         self.tmps.append(tmp)
         return tmp
 
@@ -140,5 +146,10 @@ class Output:
 
     def discard(self) -> None:
         for tmp in self.tmps:
-            for path in (tmp, Path(f"{tmp}-journal"), Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
-                path.unlink(missing_ok=True)
+            discard(tmp)
+
+
+def discard(tmp: Path) -> None:
+    """Remove a temporary file and the journal files SQLite may have made beside it."""
+    for path in (tmp, Path(f"{tmp}-journal"), Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
+        path.unlink(missing_ok=True)

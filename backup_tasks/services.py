@@ -7,7 +7,7 @@ functions and hold no backup logic of their own.
 import shutil
 import time
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, closing
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -24,7 +24,8 @@ from backup_tasks.manifest import HashingWriter, file_sha256, sidecar, write_che
 from backup_tasks.models import BackupRun
 from backup_tasks.retention import Candidate, Policy, plan, protect_newest_good
 from backup_tasks.runs import recorded
-from backup_tasks.safefile import atomic_output, ensure_dir
+from backup_tasks.safefile import atomic_output, discard, ensure_dir
+from backup_tasks.status import StatusReport, backup_status, render_status
 from readings.models import Reading
 
 EXPORT_CHUNK = 10_000
@@ -252,7 +253,11 @@ def _export(
                         return hashers[-1]
                     return files.enter_context(compression.compressing_writer(method, hashers[-1]))
 
-                lines = engine.export_lines(kind.key, conf.plant_zone(), start, end, EXPORT_CHUNK)
+                # closing(): a write that fails (disk full, a time limit) ends the
+                # export's read transaction now, not when the generator is collected.
+                lines = files.enter_context(
+                    closing(engine.export_lines(kind.key, conf.plant_zone(), start, end, EXPORT_CHUNK))
+                )
                 if progress is not None:
                     lines = _reporting(
                         lines, kind, progress, Reading.objects.using(alias).between(start, end).count()
@@ -457,6 +462,32 @@ def cleanup_old_backups(
     return result
 
 
+def log_statistics(*, alias: str = "default", root: Path | None = None) -> StatusReport:
+    """Write the BACKUP STATUS report to the activity log and return it."""
+    report = backup_status(alias=alias, root=root)
+    run_logger().info("Backup statistics:\n%s", render_status(report))
+    return report
+
+
+def remove_unfinished_files(*, tag: str, root: Path | None = None) -> list[str]:
+    """Remove the temporary files of the run named `tag` (a killed or timed-out task)."""
+    removed = []
+    for kind in layout.KINDS.values():
+        try:
+            entries = list(kind.directory(root).iterdir())
+        except OSError:
+            continue  # No folder yet, or not a folder: the run itself reports that.
+        for path in entries:
+            if layout.TEMP_RE.match(path.name) and f".{tag}." in path.name:
+                discard(path)
+                removed.append(str(path))
+    if removed:
+        run_logger().info(
+            "Removed %d unfinished file(s) of an interrupted run: %s", len(removed), ", ".join(removed)
+        )
+    return removed
+
+
 def _remove(path: Path) -> int | None:
     try:
         size = path.stat().st_size
@@ -479,7 +510,7 @@ def _remove_stale_temporaries(folder: Path, now: datetime) -> list[str]:
         if layout.TEMP_RE.match(path.name):
             try:
                 if path.stat().st_mtime < limit:
-                    path.unlink()
+                    discard(path)  # with any -journal SQLite left beside it
                     removed.append(str(path))
             except FileNotFoundError:
                 continue

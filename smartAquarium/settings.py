@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django_celery_beat",
     "readings",
     "backup_tasks",
 ]
@@ -147,8 +148,62 @@ EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
 EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10)
 EMAIL_SUBJECT_PREFIX = "[smartAquarium] "
 
-# Celery (used by backup_tasks.tasks).
+# Seconds a backup task may run: at the soft limit it stops and removes its
+# unfinished files, at the hard limit the worker kills it. A year of readings
+# backs up in minutes; an hour leaves room for a slow SD card.
+BACKUP_TIME_LIMIT = env_int("BACKUP_TIME_LIMIT", 3600)
+# Seconds before the first retry of a transient failure (doubled each time).
+BACKUP_RETRY_DELAY = env_int("BACKUP_RETRY_DELAY", 60)
+# Seconds a dead worker's single-flight lock outlives it (a live worker renews it).
+BACKUP_LOCK_TTL = env_int("BACKUP_LOCK_TTL", 60)
+
+# Celery: backups, exports and cleanup run in a worker process, scheduled by
+# django-celery-beat from the database (edit the schedules in admin).
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
+CELERY_TIMEZONE = TIME_ZONE
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_BEAT_SCHEDULER = "backup_tasks.beat:PlantScheduler"
+# Save each periodic task's last run as soon as it is sent (admin shows it,
+# and a standby beat taking over starts from it).
+CELERY_BEAT_SYNC_EVERY = 1
+# No result backend: nobody waits for a backup's result. Each task's JSON
+# summary goes to the worker log, and what it did to scheduled_backup.log.
+CELERY_RESULT_EXPIRES = None
+# A task is acknowledged only when it has finished, and given back to the
+# queue when its worker dies, so a crash never loses a backup...
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# ...and a worker holds no more than the task it runs, so a waiting message
+# is not redelivered behind a long backup.
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_TIME_LIMIT = BACKUP_TIME_LIMIT
+CELERY_TASK_SOFT_TIME_LIMIT = BACKUP_TIME_LIMIT * 9 // 10
+# Redis gives an unacknowledged task to another worker after this many
+# seconds: it must be longer than the longest task, or a running backup is
+# delivered a second time (the single-flight lock keeps that copy waiting).
+_visibility_timeout = env_int("CELERY_VISIBILITY_TIMEOUT", 2 * BACKUP_TIME_LIMIT)
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": _visibility_timeout,
+    # Look for tasks of dead workers in proportion to the timeout.
+    "unacked_restore_interval": max(1, min(10, _visibility_timeout // 5)),
+    "unacked_restore_throttle": 1,
+    # Fail fast when Redis is gone or hangs; a healthy local Redis answers in
+    # milliseconds, and the worker's blocking read waits only 1 s at a time.
+    "socket_connect_timeout": 2,
+    "socket_timeout": 2,
+}
+# With Redis down, "Run backup now" in admin must answer in about 2 s with a
+# message, not hang the request: connect quickly and retry a publish briefly.
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 2,
+    "interval_start": 0,
+    "interval_step": 0.5,
+    "interval_max": 0.5,
+}
 
 LOGGING = {
     "version": 1,

@@ -1,12 +1,18 @@
 """Shared fixtures: real SQLite files in tmp_path and real manage.py processes."""
 
+import itertools
 import os
 import shutil
+import signal
+import socket
+import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+import redis
 
 PROJECT = Path(__file__).resolve().parent.parent
 
@@ -63,14 +69,28 @@ class Project:
         return result
 
     def files(self) -> list[str]:
-        """Every file below backups/ except the log, as relative paths."""
-        if not self.backups.exists():
-            return []
+        """Every file below backups/ except the log (checksums included), as relative paths."""
         return sorted(
             str(p.relative_to(self.backups))
             for p in self.backups.rglob("*")
             if p.is_file() and not p.name.startswith("scheduled_backup.log")
         )
+
+
+def backup_files(folder: Path) -> list[str]:
+    """The backups below a folder (not the log, not their .sha256 checksums), as relative paths."""
+    return sorted(
+        str(p.relative_to(folder))
+        for p in folder.rglob("*")
+        if p.is_file() and not p.name.startswith("scheduled_backup.log") and p.suffix != ".sha256"
+    )
+
+
+def wait_until(condition, timeout: float = 30, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
 
 
 @pytest.fixture(scope="session")
@@ -84,4 +104,242 @@ def migrated_template(tmp_path_factory) -> Path:
 @pytest.fixture
 def project(tmp_path, migrated_template) -> Project:
     shutil.copy(migrated_template, tmp_path / "db.sqlite3")
+    return Project(tmp_path)
+
+
+# -- Redis and Celery ---------------------------------------------------------
+#
+# A throwaway redis-server on a free port (or TEST_REDIS_URL), one database
+# number per test so no test sees another's queue or locks.
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class RedisServer:
+    """A redis-server process of our own, which a test may stop and start again."""
+
+    def __init__(self, folder: Path, port: int | None = None) -> None:
+        self.folder = folder
+        self.port = port or free_port()
+        self.url = f"redis://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> "RedisServer":
+        log = open(self.folder / f"redis-{self.port}.log", "ab")  # noqa: SIM115 (the process keeps it)
+        self.process = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--daemonize",
+                "no",
+                "--databases",
+                "512",
+                "--dir",
+                str(self.folder),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        client = redis.Redis.from_url(self.url, socket_connect_timeout=1)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                return self
+            except redis.ConnectionError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"redis-server did not start: see {log.name}") from None
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    """The base URL (no database number) of the Redis the tests talk to."""
+    if url := os.environ.get("TEST_REDIS_URL"):
+        yield url.rstrip("/").rsplit("/", 1)[0] if url.count("/") > 2 else url
+        return
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield server.url
+    server.stop()
+
+
+_databases = itertools.count()  # 0: unused, 1: task results, 2 on: one per test
+
+
+@pytest.fixture
+def redis_url(redis_server) -> str:
+    """A broker URL on a database of its own, empty."""
+    base = redis.Redis.from_url(redis_server)
+    try:
+        count = int(base.config_get("databases")["databases"])
+    except redis.ResponseError:
+        count = 16
+    url = f"{redis_server}/{2 + next(_databases) % (count - 2)}"
+    redis.Redis.from_url(url).flushdb()
+    return url
+
+
+def use_broker(app, url: str) -> None:
+    """Point the app at another broker, dropping connections pooled for the old one."""
+    app.conf.broker_url = url
+    app._pool = None
+    app.amqp._producer_pool = None
+
+
+@pytest.fixture
+def celery_app(redis_url):
+    """The project's Celery app, its broker on this test's Redis database; no result backend."""
+    from smartAquarium.celery import app
+
+    before = app.conf.broker_url
+    use_broker(app, redis_url)
+    yield app
+    use_broker(app, before)
+
+
+def use_result_backend(app, url: str | None) -> None:
+    """Keep task results at url (None: nowhere, as in production), dropping the cached backend."""
+    app.conf.result_backend = url
+    app._backend_cache = None
+    vars(app._local).pop("backend", None)
+
+
+@pytest.fixture
+def celery_results(celery_app, redis_server):
+    """Keep task results in Redis, so a test can read a task's JSON summary."""
+    use_result_backend(celery_app, f"{redis_server}/1")
+    yield celery_app
+    use_result_backend(celery_app, None)
+
+
+@pytest.fixture
+def worker(celery_results, backup_dir):
+    """Celery's in-process test worker: two threads, real Redis, the test database."""
+    import celery.contrib.testing.tasks  # noqa: F401  (registers celery.ping)
+    from celery.contrib.testing.worker import start_worker
+
+    celery_results.conf.worker_hijack_root_logger = False
+    with start_worker(celery_results, pool="threads", concurrency=2, shutdown_timeout=30) as running:
+        yield running
+
+
+class CeleryProcess:
+    """A real `celery -A smartAquarium worker` process (its own session, so it can be killed whole)."""
+
+    def __init__(self, project: Project, broker_url: str, *args: str, **env: str) -> None:
+        self.project = project
+        self.args = [
+            "worker",
+            "--concurrency",
+            "1",
+            "-l",
+            "INFO",
+            "--without-gossip",
+            "--without-mingle",
+            *args,
+        ]
+        self.env = {**project.env, "CELERY_BROKER_URL": broker_url, **env}
+        self.log = project.root / f"worker-{next(_workers)}.log"
+        self.process: subprocess.Popen | None = None
+
+    def start(self, wait: bool = True) -> "CeleryProcess":
+        celery = Path(sys.executable).parent / "celery"
+        with open(self.log, "ab") as out:
+            self.process = subprocess.Popen(
+                [str(celery), "-A", "smartAquarium", *self.args],
+                cwd=PROJECT,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        if wait:
+            self.wait_for("ready.")
+        return self
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_for(self, text: str, timeout: float = 30, count: int = 1) -> None:
+        deadline = time.monotonic() + timeout
+        while self.output().count(text) < count:
+            if self.process.poll() is not None:
+                raise AssertionError(f"celery exited with {self.process.returncode}:\n{self.output()}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no {text!r} from celery within {timeout} s:\n{self.output()}")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        """Warm shutdown, as systemd stops it; killed if it hangs."""
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def kill(self) -> None:
+        """SIGKILL the worker and its pool processes at once, like a power cut."""
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+
+
+_workers = itertools.count(1)
+
+
+@pytest.fixture
+def celery_processes():
+    """Start CeleryProcess objects through this; all are stopped after the test."""
+    started: list[CeleryProcess] = []
+
+    def start(*args, **kwargs) -> CeleryProcess:
+        process = CeleryProcess(*args, **kwargs)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.kill()
+
+
+FILL_SQL = """
+INSERT INTO readings_reading (water_temperature, air_temperature, humidity, setpoint, pid_output, timestamp)
+WITH RECURSIVE seq(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM seq WHERE i < ?)
+SELECT 24.5 + (i % 100) / 100.0, 26.0, 60.0, 25.0, 120, datetime('2025-01-01', '+' || (2 * i) || ' seconds')
+FROM seq
+"""
+SIZEABLE = 200_000  # readings: about a week and a half of the plant, 16 MB
+
+
+@pytest.fixture(scope="session")
+def sizeable_template(tmp_path_factory, migrated_template) -> Path:
+    """A migrated database holding SIZEABLE readings, so that a backup takes a moment."""
+    path = tmp_path_factory.mktemp("sizeable") / "db.sqlite3"
+    shutil.copy(migrated_template, path)
+    with sqlite3.connect(path) as db:
+        db.execute(FILL_SQL, [SIZEABLE - 1])
+    return path
+
+
+@pytest.fixture
+def plant(tmp_path, sizeable_template) -> Project:
+    """A project whose database holds SIZEABLE readings."""
+    shutil.copy(sizeable_template, tmp_path / "db.sqlite3")
     return Project(tmp_path)

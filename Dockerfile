@@ -1,0 +1,16 @@
+# The smartAquarium image: the web server and the Celery worker run from it.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+WORKDIR /app
+
+COPY requirements.txt .
+RUN pip install --no-cache-dir -r requirements.txt
+
+COPY . .
+# The admin's CSS and JavaScript, served by WhiteNoise (see smartAquarium/wsgi.py).
+RUN DATABASE_URL=sqlite:////tmp/build.sqlite3 python manage.py collectstatic --noinput
+
+# The database and backups live in the /data volume, owned by an ordinary user.
+RUN useradd --system --create-home --uid 1000 plant && mkdir -p /data/backups && chown -R plant /data
+USER plant

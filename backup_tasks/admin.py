@@ -1,0 +1,114 @@
+"""Admin: the backup schedules, and actions that queue a backup, export or cleanup now.
+
+The actions only enqueue Celery tasks; the worker does the work. With the
+task queue down they answer at once with a message, never an error page.
+"""
+
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.http import HttpResponseRedirect
+from django_celery_beat.admin import PeriodicTaskAdmin
+from django_celery_beat.models import PeriodicTask
+
+from backup_tasks import broker, tasks
+from backup_tasks.models import BackupSchedule
+
+RUN_PERMISSION = "backup_tasks.run_backup"
+
+
+def queue(modeladmin: admin.ModelAdmin, request, task, *, label: str, what: str) -> None:
+    """Enqueue `task` and tell the operator its id, or why it could not be queued."""
+    try:
+        result = task.apply_async(headers={tasks.REQUESTED_BY_HEADER: request.user.get_username()})
+    except broker.QUEUE_ERRORS as exc:
+        modeladmin.message_user(request, _unreachable_message(what, exc), messages.ERROR)
+        return
+    modeladmin.message_user(request, f"{label} queued (task id {result.id}).", messages.SUCCESS)
+
+
+def _unreachable_message(what: str, exc: BaseException) -> str:
+    return f"Could not queue {what}: {broker.unreachable(exc)}. Start Redis, or check CELERY_BROKER_URL."
+
+
+class SafePeriodicTaskAdmin(PeriodicTaskAdmin):
+    """django-celery-beat's admin, whose "Run selected tasks" answers a message when Redis is down."""
+
+    @admin.action(description="Run selected tasks")
+    def run_tasks(self, request, queryset):
+        try:
+            return super().run_tasks(request, queryset)
+        except broker.QUEUE_ERRORS as exc:
+            self.message_user(request, _unreachable_message("the selected tasks", exc), messages.ERROR)
+            return None
+
+
+admin.site.unregister(PeriodicTask)
+admin.site.register(PeriodicTask, SafePeriodicTaskAdmin)
+
+
+@admin.register(BackupSchedule)
+class BackupScheduleAdmin(SafePeriodicTaskAdmin):
+    """Backups › Backup schedules: edit when the jobs run, or run one now."""
+
+    list_display = ("name", "enabled", "schedule_in_words", "last_run_at", "total_run_count")
+    list_filter = ("enabled",)
+    date_hierarchy = None
+    actions = (
+        "run_complete_backup",
+        "export_csv_now",
+        "export_json_now",
+        "cleanup_now",
+        "run_tasks",
+        "enable_tasks",
+        "disable_tasks",
+    )
+    # These act on the plant, not on the rows: they need no selection.
+    PLANT_ACTIONS = ("run_complete_backup", "export_csv_now", "export_json_now", "cleanup_now")
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).ours()
+
+    @admin.display(description="When")
+    def schedule_in_words(self, obj) -> str:
+        if obj.crontab:
+            return obj.crontab.human_readable
+        return str(obj.scheduler or "no schedule")
+
+    def has_run_permission(self, request) -> bool:
+        return request.user.has_perm(RUN_PERMISSION)
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return super().has_view_permission(request, obj) or self.has_run_permission(request)
+
+    @admin.action(description="Run complete backup now", permissions=["run"])
+    def run_complete_backup(self, request, queryset):
+        queue(self, request, tasks.complete_backup, label="Complete backup", what="the backup")
+
+    @admin.action(description="Export CSV now", permissions=["run"])
+    def export_csv_now(self, request, queryset):
+        queue(self, request, tasks.export_csv, label="CSV export", what="the CSV export")
+
+    @admin.action(description="Export JSON now", permissions=["run"])
+    def export_json_now(self, request, queryset):
+        queue(self, request, tasks.export_json, label="JSON export", what="the JSON export")
+
+    @admin.action(description="Clean up old backups now", permissions=["run"])
+    def cleanup_now(self, request, queryset):
+        queue(self, request, tasks.cleanup_old_backups, label="Cleanup", what="the cleanup")
+
+    @admin.action(description="Run selected schedules now", permissions=["run"])
+    def run_tasks(self, request, queryset):
+        return super().run_tasks(request, queryset)
+
+    def changelist_view(self, request, extra_context=None):
+        posted = request.method == "POST" and "index" in request.POST
+        if posted and not request.POST.getlist(helpers.ACTION_CHECKBOX_NAME):
+            actions = self.get_actions(request)
+            try:
+                name = request.POST.getlist("action")[int(request.POST.get("index", 0))]
+            except (IndexError, ValueError):
+                name = None
+            if name in self.PLANT_ACTIONS and name in actions:
+                actions[name][0](self, request, self.get_queryset(request))
+                return HttpResponseRedirect(request.get_full_path())
+        return super().changelist_view(request, extra_context)

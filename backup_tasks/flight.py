@@ -1,0 +1,131 @@
+"""Single-flight in Redis: one run of an operation at a time, one per schedule slot.
+
+Two triggers of the same job (two workers, a beat tick and an admin click,
+a redelivered message, two beats started by mistake) must give one backup.
+A run holds `lock:<operation>` while it works; a live worker renews it, so a
+dead worker's lock expires after BACKUP_LOCK_TTL seconds. A finished run
+leaves `done:<operation>:<key>` behind, where the key is the schedule slot of
+a beat-sent task or the task id of any other, so a late redelivery or a
+second beat's copy of the same slot does nothing.
+"""
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+import redis
+from celery import current_app
+from django.conf import settings
+
+from backup_tasks.broker import client
+
+PREFIX = "smartaquarium"
+logger = logging.getLogger(__name__)
+
+# Compare-and-act in one step: only the holder may renew or release.
+_IF_HOLDER = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call"
+RENEW = _IF_HOLDER + "('pexpire', KEYS[1], ARGV[2]) end return 0"
+RELEASE = _IF_HOLDER + "('del', KEYS[1]) end return 0"
+
+
+def lock_ttl() -> int:
+    return max(1, int(getattr(settings, "BACKUP_LOCK_TTL", 60)))
+
+
+def done_ttl() -> int:
+    # Longer than Redis may take to redeliver a task, so a late copy still
+    # finds its run done; and at least a day, for jobs sharing a slot.
+    visibility = current_app.conf.broker_transport_options.get("visibility_timeout", 3600)
+    return max(2 * int(visibility), 24 * 3600)
+
+
+class Heartbeat:
+    """Renews a lock every third of its TTL until stopped."""
+
+    def __init__(self, key: str, token: str) -> None:
+        self.key, self.token = key, token
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"renew {key}", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        ttl = lock_ttl()
+        while not self._stop.wait(ttl / 3):
+            try:
+                if not client().eval(RENEW, 1, self.key, self.token, ttl * 1000):
+                    logger.warning("Lost the lock %s (Redis restarted?): the run goes on", self.key)
+            except redis.RedisError as exc:
+                logger.warning("Could not renew the lock %s: %s", self.key, exc)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+@dataclass
+class Skipped:
+    reason: str
+
+
+class Claim:
+    """The right to run `operation` now; call finish() after success, release() after failure."""
+
+    def __init__(self, operation: str, key: str, token: str, locked: bool) -> None:
+        self.operation, self.key, self.token = operation, key, token
+        self.lock_key = f"{PREFIX}:lock:{operation}"
+        self.done_key = f"{PREFIX}:done:{operation}:{key}"
+        self._heartbeat = Heartbeat(self.lock_key, token) if locked else None
+
+    def finish(self) -> None:
+        try:
+            client().set(
+                self.done_key, f"task {self.token} at {datetime.now():%Y-%m-%d %H:%M:%S}", ex=done_ttl()
+            )
+        except redis.RedisError as exc:
+            logger.warning("Could not mark %s done: %s", self.done_key, exc)
+        self.release()
+
+    def release(self) -> None:
+        if self._heartbeat is None:
+            return
+        self._heartbeat.stop()
+        self._heartbeat = None
+        try:
+            client().eval(RELEASE, 1, self.lock_key, self.token)
+        except redis.RedisError as exc:
+            logger.warning("Could not release the lock %s (it expires by itself): %s", self.lock_key, exc)
+
+
+def claim(operation: str, *, key: str, token: str) -> Claim | Skipped:
+    """Claim one run of `operation` for `key`, or say why it must be skipped.
+
+    `token` is the task id: a redelivered copy of a task that still holds the
+    lock waits for it to finish or to die, then runs only if nothing was done.
+    """
+    r = client()
+    lock_key = f"{PREFIX}:lock:{operation}"
+    done_key = f"{PREFIX}:done:{operation}:{key}"
+    try:
+        while True:
+            if done := r.get(done_key):
+                return Skipped(f"already done for this run ({done})")
+            if r.set(lock_key, token, nx=True, px=lock_ttl() * 1000):
+                if done := r.get(done_key):  # Finished between our two looks.
+                    r.eval(RELEASE, 1, lock_key, token)
+                    return Skipped(f"already done for this run ({done})")
+                return Claim(operation, key, token, locked=True)
+            holder = r.get(lock_key)
+            if holder is None:
+                continue  # Released meanwhile: try again.
+            if holder != token:
+                return Skipped(f"already running (task {holder})")
+            # Our own task id holds the lock: Redis redelivered this task
+            # while an earlier delivery runs, or that delivery's worker died
+            # and its lock has not expired yet. Wait for one or the other.
+            time.sleep(0.5)
+    except redis.RedisError as exc:
+        # A backup too many beats a backup missed: run without the lock.
+        logger.warning("Could not check for a concurrent run of %s (%s): running anyway", operation, exc)
+        return Claim(operation, key, token, locked=False)

@@ -1,0 +1,194 @@
+"""Celery tasks: thin doors over backup_tasks.services.
+
+Retries, time limits and single-flight live here; the backup work itself is
+in the services. Every task returns a JSON summary (files, sizes, rows,
+duration) and writes what it did to scheduled_backup.log.
+
+The guide's schedule table, as tasks:
+    hourly = complete_backup; daily = daily_backup; weekly = weekly_backup.
+"""
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from billiard.exceptions import WorkerLostError
+from celery import Task, shared_task
+from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
+from django.conf import settings
+
+from backup_tasks import flight, services
+from backup_tasks.errors import BackupError
+from backup_tasks.log import run_logger
+from backup_tasks.safefile import run_tag
+
+# Message headers: beat's copy of a periodic task carries its schedule slot;
+# an admin action names who asked.
+SLOT_HEADER = "backup_slot"
+REQUESTED_BY_HEADER = "backup_requested_by"
+MAX_RETRIES = 3
+
+
+class TimeLimitReached(BackupError):
+    """A run that took longer than BACKUP_TIME_LIMIT allows."""
+
+
+@dataclass(frozen=True)
+class Step:
+    operation: str  # single-flight lock name
+    run: Callable[[dict], None]  # does the work and adds its part to the summary
+
+
+def _backup(summary: dict) -> None:
+    summary["files"] += [result.to_dict() for result in services.complete_backup()]
+
+
+def _only(kind: str) -> Callable[[dict], None]:
+    def run(summary: dict) -> None:
+        summary["files"].append(services.OPERATIONS[kind]().to_dict())
+
+    return run
+
+
+def _cleanup(days_to_keep: int | None) -> Callable[[dict], None]:
+    def run(summary: dict) -> None:
+        summary["cleanup"] = services.cleanup_old_backups(days_to_keep=days_to_keep).to_dict()
+
+    return run
+
+
+def _statistics(summary: dict) -> None:
+    summary["statistics"] = services.log_statistics().to_dict()
+
+
+def _header(request, name: str) -> str | None:
+    return getattr(request, name, None) or (request.headers or {}).get(name)
+
+
+class BackupTask(Task):
+    """Acknowledged after the work, given back to the queue when a worker dies."""
+
+    acks_late = True
+    reject_on_worker_lost = True
+    max_retries = MAX_RETRIES
+    # Expected failures: logged in one line, not as a worker crash.
+    throws = (BackupError,)
+    label = "Backup"
+
+    def run_steps(self, steps: list[Step]) -> dict:
+        request = self.request
+        slot = _header(request, SLOT_HEADER)
+        job = _header(request, "periodic_task_name") or self.label
+        log = run_logger()
+        log.info("%s started (%s, task %s)", job, _trigger(request, slot), request.id)
+        began = time.monotonic()
+        summary: dict = {"job": job, "task_id": request.id, "slot": slot, "files": [], "skipped": []}
+        for step in steps:
+            claim = flight.claim(step.operation, key=slot or request.id, token=request.id)
+            if isinstance(claim, flight.Skipped):
+                log.info("%s: %s skipped, %s", job, step.operation.replace("_", " "), claim.reason)
+                summary["skipped"].append({"operation": step.operation, "reason": claim.reason})
+                continue
+            # An earlier delivery of this task may have died mid-write: it held
+            # this lock, so nothing else writes under our tag now.
+            services.remove_unfinished_files(tag=request.id)
+            tag = run_tag.set(request.id)
+            try:
+                step.run(summary)
+            except BaseException as exc:
+                claim.release()
+                self._fail(exc, job)
+                raise
+            finally:
+                run_tag.reset(tag)
+            claim.finish()
+        summary["duration_s"] = round(time.monotonic() - began, 3)
+        log.info("%s finished in %.2f s%s", job, summary["duration_s"], _outcome(summary))
+        return summary
+
+    def _fail(self, exc: BaseException, job: str) -> None:
+        """Retry a transient failure with backoff; anything else fails now."""
+        log = run_logger()
+        if isinstance(exc, SoftTimeLimitExceeded):
+            limit = (self.request.timelimit or (None, None))[1] or settings.CELERY_TASK_SOFT_TIME_LIMIT
+            stopped = TimeLimitReached(
+                f"{job} stopped at its time limit of {limit:g} s and removed its unfinished files: "
+                "set BACKUP_TIME_LIMIT higher if backups need longer."
+            )
+            log.error("%s", stopped)
+            raise stopped from None
+        if isinstance(exc, BackupError) and not exc.permanent and self.request.retries < self.max_retries:
+            delay = settings.BACKUP_RETRY_DELAY * 2**self.request.retries
+            log.warning(
+                "%s will be retried in %d s (retry %d of %d): %s",
+                job,
+                delay,
+                self.request.retries + 1,
+                self.max_retries,
+                exc,
+            )
+            raise self.retry(exc=exc, countdown=delay)
+
+    def on_failure(self, exc, task_id, args, kwargs, einfo) -> None:
+        # After a hard time limit the worker killed the run in the middle of
+        # a file: remove what it left (its soft limit cleans up by itself).
+        if isinstance(exc, TimeLimitExceeded | WorkerLostError):
+            services.remove_unfinished_files(tag=task_id)
+
+
+def _outcome(summary: dict) -> str:
+    parts = []
+    if files := summary["files"]:
+        size = services.human_size(sum(f["size_bytes"] for f in files))
+        parts.append(f"{len(files)} file{'s' if len(files) > 1 else ''} ({size})")
+    if skipped := summary["skipped"]:
+        parts.append(f"skipped {', '.join(s['operation'].replace('_', ' ') for s in skipped)}")
+    return ": " + "; ".join(parts) if parts else ""
+
+
+def _trigger(request, slot: str | None) -> str:
+    if slot:
+        return f"scheduled for {slot}"
+    if who := _header(request, REQUESTED_BY_HEADER):
+        return f"requested in admin by {who}"
+    if _header(request, "periodic_task_name"):
+        return "run from admin"
+    return "requested"
+
+
+@shared_task(base=BackupTask, bind=True, label="Complete backup")
+def complete_backup(self) -> dict:
+    """Database snapshot, CSV and JSON export under one time stamp (the hourly job)."""
+    return self.run_steps([Step("complete_backup", _backup)])
+
+
+@shared_task(base=BackupTask, bind=True, label="Database backup")
+def snapshot_database(self) -> dict:
+    return self.run_steps([Step("snapshot_database", _only("db"))])
+
+
+@shared_task(base=BackupTask, bind=True, label="CSV export")
+def export_csv(self) -> dict:
+    return self.run_steps([Step("export_csv", _only("csv"))])
+
+
+@shared_task(base=BackupTask, bind=True, label="JSON export")
+def export_json(self) -> dict:
+    return self.run_steps([Step("export_json", _only("json"))])
+
+
+@shared_task(base=BackupTask, bind=True, label="Cleanup")
+def cleanup_old_backups(self, days_to_keep: int | None = None) -> dict:
+    return self.run_steps([Step("cleanup_old_backups", _cleanup(days_to_keep))])
+
+
+@shared_task(base=BackupTask, bind=True, label="Daily backup and cleanup")
+def daily_backup(self) -> dict:
+    """The guide's daily job: complete backup, then cleanup of old backups."""
+    return self.run_steps([Step("complete_backup", _backup), Step("cleanup_old_backups", _cleanup(None))])
+
+
+@shared_task(base=BackupTask, bind=True, label="Weekly backup and statistics")
+def weekly_backup(self) -> dict:
+    """The guide's weekly job: complete backup, then the status report in the log."""
+    return self.run_steps([Step("complete_backup", _backup), Step("statistics", _statistics)])

@@ -1,0 +1,120 @@
+"""docker-compose.yml, the systemd unit and the web server are what README describes."""
+
+import configparser
+import re
+import shlex
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import yaml
+
+from .conftest import PROJECT, free_port
+
+README = (PROJECT / "README.md").read_text(encoding="utf-8")
+WORKER = "celery -A smartAquarium worker -B -l INFO"
+
+
+def compose() -> dict:
+    return yaml.safe_load((PROJECT / "docker-compose.yml").read_text(encoding="utf-8"))
+
+
+def readme_compose_table() -> dict[str, str]:
+    """Service -> command, from the table under "Docker Compose" in README."""
+    section = README.split("### Docker Compose", 1)[1].split("###", 1)[0]
+    return dict(re.findall(r"^\| `([a-z]+)` \| `([^`]+)` \|", section, re.MULTILINE))
+
+
+def test_compose_runs_the_services_and_commands_readme_describes():
+    services = compose()["services"]
+
+    assert {name: service["command"] for name, service in services.items()} == readme_compose_table()
+    assert services["worker"]["command"] == WORKER
+    assert f"```bash\n{WORKER}\n```" in README
+
+
+def test_compose_web_and_worker_share_the_database_and_backups_volume():
+    services = compose()["services"]
+
+    for name in ("web", "worker", "migrate"):
+        service = services[name]
+        assert service["volumes"] == ["plant-data:/data"]
+        assert service["environment"]["DATABASE_URL"] == "sqlite:////data/db.sqlite3"
+        assert service["environment"]["BACKUP_DIR"] == "/data/backups"
+        assert service["environment"]["CELERY_BROKER_URL"] == "redis://redis:6379/0"
+    assert services["worker"]["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}
+    assert services["web"]["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}
+
+
+def test_compose_reads_only_variables_that_env_example_lists():
+    listed = set(re.findall(r"^([A-Z_]+)=", (PROJECT / ".env.example").read_text(), re.MULTILINE))
+    used = set(re.findall(r"\$\{([A-Z_]+)", (PROJECT / "docker-compose.yml").read_text()))
+
+    assert used
+    assert used <= listed
+
+
+def test_env_example_lists_every_variable_the_settings_read():
+    settings = (PROJECT / "smartAquarium" / "settings.py").read_text()
+    read = set(re.findall(r'env_(?:str|int|bool|list)\("([A-Z_]+)"', settings))
+    listed = set(re.findall(r"^([A-Z_]+)=", (PROJECT / ".env.example").read_text(), re.MULTILINE))
+
+    assert read == listed
+
+
+def test_the_systemd_unit_runs_one_worker_with_beat():
+    unit = configparser.ConfigParser(strict=False, interpolation=None)
+    unit.optionxform = str
+    unit.read(PROJECT / "deploy" / "smartaquarium-worker.service")
+
+    exec_start = shlex.split(unit["Service"]["ExecStart"])
+    assert Path(exec_start[0]).name == "celery"
+    assert " ".join(["celery", *exec_start[1:]]) == WORKER
+    assert unit["Service"]["Restart"] == "always"
+    assert unit["Install"]["WantedBy"] == "multi-user.target"
+    assert "deploy/smartaquarium-worker.service" in README
+
+
+def test_the_web_command_serves_the_admin_with_its_styles(project, tmp_path):
+    static = tmp_path / "static"
+    env = {**project.env, "STATIC_ROOT": str(static)}
+    project.manage("collectstatic", "--noinput", env=env, check=True)
+    port = free_port()
+    command = compose()["services"]["web"]["command"].replace("0.0.0.0:8000", f"127.0.0.1:{port}")
+    web = subprocess.Popen(
+        [str(Path(sys.executable).parent / "gunicorn"), *shlex.split(command)[1:]],
+        cwd=PROJECT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        login = fetch(f"http://127.0.0.1:{port}/admin/login/")
+        css = fetch(f"http://127.0.0.1:{port}/static/admin/css/base.css")
+    finally:
+        web.terminate()
+        web.wait(10)
+
+    assert login.status == 200
+    assert b"Heat Treatment Plant Control" in login.body
+    assert css.status == 200
+    assert css.headers["Content-Type"].startswith("text/css")
+
+
+class Response:
+    def __init__(self, status, headers, body) -> None:
+        self.status, self.headers, self.body = status, headers, body
+
+
+def fetch(url: str, timeout: float = 20) -> Response:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as answer:
+                return Response(answer.status, answer.headers, answer.read())
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
