@@ -30,6 +30,7 @@ def main() -> None:
     signal.signal(signal.SIGTERM, stop)
     inserts = failed = 0
     longest = 0.0
+    stalls = []  # (seconds since start, stall) of inserts over 100 ms
     last_error = None
     began = time.perf_counter()
     slot = 0
@@ -51,6 +52,8 @@ def main() -> None:
             print("ready", flush=True)  # The first insert also opens the connection.
         else:
             longest = max(longest, done - scheduled)
+            if done - scheduled > 0.1:
+                stalls.append((round(scheduled - began, 2), round(done - scheduled, 3)))
         # After a stall, carry on from the next free slot instead of bursting.
         slot = max(slot + 1, int((done - began) / INTERVAL) + 1)
     print(
@@ -60,6 +63,7 @@ def main() -> None:
                 "failed": failed,
                 "longest_stall_s": round(longest, 4),
                 "last_error": last_error,
+                "stalls_over_100ms": stalls,
             }
         ),
         flush=True,

@@ -25,7 +25,7 @@ MEASURED = {
     ("json", "sqlite3"),
     ("status", "sqlite3"),
     ("cleanup", "find"),
-    ("snapshot+writer", "snapshot"),
+    ("snapshot+writer", "sqlite3"),
 }
 RESULT_KEYS = {
     "operation",
@@ -117,7 +117,7 @@ def test_cleanup_and_writer_measurements_check_what_happened(quick_run):
     _, report, _ = quick_run
     results = {(r["operation"], r["reference_key"]): r for r in report["results"]}
     assert results[("cleanup", "find")]["same_files_removed"] is True
-    writer = results[("snapshot+writer", "snapshot")]
+    writer = results[("snapshot+writer", "sqlite3")]
     assert writer["inserts"] > 0
     assert writer["failed_inserts"] == 0, writer["last_error"]
     assert isinstance(writer["longest_stall_s"], float)
