@@ -7,11 +7,13 @@ task queue down they answer at once with a message, never an error page.
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.http import HttpResponseRedirect
+from django.utils.html import format_html
 from django_celery_beat.admin import PeriodicTaskAdmin
 from django_celery_beat.models import PeriodicTask
 
 from backup_tasks import broker, tasks
-from backup_tasks.models import BackupSchedule
+from backup_tasks.models import BackupRun, BackupSchedule
+from backup_tasks.services import human_size
 
 RUN_PERMISSION = "backup_tasks.run_backup"
 
@@ -58,12 +60,19 @@ class BackupScheduleAdmin(SafePeriodicTaskAdmin):
         "export_csv_now",
         "export_json_now",
         "cleanup_now",
+        "restore_drill_now",
         "run_tasks",
         "enable_tasks",
         "disable_tasks",
     )
     # These act on the plant, not on the rows: they need no selection.
-    PLANT_ACTIONS = ("run_complete_backup", "export_csv_now", "export_json_now", "cleanup_now")
+    PLANT_ACTIONS = (
+        "run_complete_backup",
+        "export_csv_now",
+        "export_json_now",
+        "cleanup_now",
+        "restore_drill_now",
+    )
 
     def get_queryset(self, request):
         return super().get_queryset(request).ours()
@@ -96,6 +105,10 @@ class BackupScheduleAdmin(SafePeriodicTaskAdmin):
     def cleanup_now(self, request, queryset):
         queue(self, request, tasks.cleanup_old_backups, label="Cleanup", what="the cleanup")
 
+    @admin.action(description="Run restore drill now", permissions=["run"])
+    def restore_drill_now(self, request, queryset):
+        queue(self, request, tasks.restore_drill, label="Restore drill", what="the restore drill")
+
     @admin.action(description="Run selected schedules now", permissions=["run"])
     def run_tasks(self, request, queryset):
         return super().run_tasks(request, queryset)
@@ -112,3 +125,51 @@ class BackupScheduleAdmin(SafePeriodicTaskAdmin):
                 actions[name][0](self, request, self.get_queryset(request))
                 return HttpResponseRedirect(request.get_full_path())
         return super().changelist_view(request, extra_context)
+
+
+@admin.register(BackupRun)
+class BackupRunAdmin(admin.ModelAdmin):
+    """Backups › Backup runs: what ran, through which door, and how it ended. Read-only."""
+
+    list_display = (
+        "started_at",
+        "kind",
+        "status_badge",
+        "trigger",
+        "file_name",
+        "size",
+        "rows",
+        "duration_s",
+    )
+    list_filter = ("status", "kind", "started_at")
+    search_fields = ("file", "trigger", "error")
+    date_hierarchy = "started_at"
+    ordering = ("-started_at", "-id")
+    list_per_page = 50
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="Status", ordering="status")
+    def status_badge(self, obj: BackupRun) -> str:
+        colours = {"failed": "#ba2121", "succeeded": "#2e7d32", "running": "#1565c0", "skipped": "#777"}
+        return format_html(
+            '<strong style="color:{}">{}</strong>{}',
+            colours.get(obj.status, "#000"),
+            obj.get_status_display().upper() if obj.status == "failed" else obj.get_status_display(),
+            format_html(": {}", obj.error[:120]) if obj.error else "",
+        )
+
+    @admin.display(description="File", ordering="file")
+    def file_name(self, obj: BackupRun) -> str:
+        return obj.file.rsplit("/", 1)[-1]
+
+    @admin.display(description="Size", ordering="size_bytes")
+    def size(self, obj: BackupRun) -> str:
+        return "" if obj.size_bytes is None else human_size(obj.size_bytes)

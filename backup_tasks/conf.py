@@ -46,3 +46,9 @@ def csv_max_lines() -> int:
 def compression() -> str:
     """BACKUP_COMPRESSION: none (default), gzip or zstd."""
     return str(getattr(settings, "BACKUP_COMPRESSION", "none") or "none").lower()
+
+
+def export_lag_seconds() -> int:
+    """Readings reach the database a moment after their time stamp: an incremental
+    export stops this long before now, so none arrives behind its window."""
+    return int(getattr(settings, "BACKUP_EXPORT_LAG", 60))

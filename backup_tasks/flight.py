@@ -129,3 +129,13 @@ def claim(operation: str, *, key: str, token: str) -> Claim | Skipped:
         # A backup too many beats a backup missed: run without the lock.
         logger.warning("Could not check for a concurrent run of %s (%s): running anyway", operation, exc)
         return Claim(operation, key, token, locked=False)
+
+
+def running() -> dict[str, str] | None:
+    """Operations whose lock a live task holds now ({operation: task id}); None when Redis cannot say."""
+    try:
+        r = client()
+        keys = list(r.scan_iter(f"{PREFIX}:lock:*", count=100))
+        return {key.split(":", 2)[2]: holder for key in keys if (holder := r.get(key))}
+    except redis.RedisError:
+        return None

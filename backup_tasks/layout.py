@@ -101,7 +101,7 @@ def backups(kind: Kind, root: Path | None = None) -> list[tuple[datetime, Path]]
     folder = kind.directory(root)
     try:
         entries = list(folder.iterdir())
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return []
     found = []
     for path in entries:

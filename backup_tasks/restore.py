@@ -17,7 +17,7 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.migrations.loader import MigrationLoader
 from django.utils import timezone
 
-from backup_tasks import compression, conf, layout
+from backup_tasks import compression, conf, flight, layout
 from backup_tasks.engines import get_engine
 from backup_tasks.engines.sqlite import SQLiteEngine
 from backup_tasks.errors import BackupError
@@ -179,6 +179,13 @@ def _replace_live(
 ):
     from backup_tasks import services
 
+    busy = flight.running()
+    if busy:
+        operation, task = next(iter(busy.items()))
+        raise BackupError(
+            f"A backup task is running ({operation.replace('_', ' ')}, task {task}): wait for it to finish "
+            "or stop the worker, then restore. Nothing was restored."
+        )
     live = engine.connect()
     try:
         before = _count_readings(live)

@@ -75,6 +75,7 @@ class Written:
     sha256: str
     newest_reading: datetime | None = None
     parts: list[Part] = field(default_factory=list)  # a CSV export in several files
+    details: dict = field(default_factory=dict)  # recorded with the run
 
 
 def now_stamp() -> datetime:
@@ -100,10 +101,9 @@ def _run(kind: layout.Kind, *, trigger: str, alias: str, work: Callable[[], Writ
         )
         run.file, run.size_bytes, run.rows = result.path, result.size_bytes, result.rows
         run.sha256, run.newest_reading = result.sha256, written.newest_reading
+        run.details = dict(written.details)
         if len(parts) > 1:
-            run.details = {
-                "parts": [{"file": p.path.name, "rows": p.rows, "sha256": p.sha256} for p in parts]
-            }
+            run.details["parts"] = [{"file": p.path.name, "rows": p.rows, "sha256": p.sha256} for p in parts]
     run_logger().info(
         "%s written: %s (%s, %s readings, %.2f s)",
         kind.label,
@@ -232,10 +232,19 @@ def _export(
     trigger: str = "",
     compress: str | None = None,
     progress: Progress | None = None,
+    incremental: bool = False,
 ) -> BackupResult:
     engine = get_engine(alias)
     when = when or now_stamp()
     write = WRITERS[kind.key]
+    details = {}
+    if incremental:
+        start, end = incremental_window(kind, alias=alias)
+        details = {
+            "incremental": True,
+            "window_start": start.isoformat() if start else None,
+            "window_end": end.isoformat(),
+        }
     method = compress or conf.compression()
     name_for = namer(kind, method)
 
@@ -274,9 +283,30 @@ def _export(
             Part(final, rows, hasher.hexdigest())
             for final, (rows, _), hasher in zip(out.finals, counts, hashers, strict=True)
         ]
-        return Written(out.final, sum(p.rows for p in parts), parts[0].sha256, parts=parts)
+        return Written(out.final, sum(p.rows for p in parts), parts[0].sha256, parts=parts, details=details)
 
     return _run(kind, trigger=trigger, alias=alias, work=work)
+
+
+def incremental_window(kind: layout.Kind, *, alias: str = "default") -> tuple[datetime | None, datetime]:
+    """From where the last successful incremental export of this kind ended, to shortly before now.
+
+    Failed and skipped runs record no window, so the next run covers what they
+    missed: no gap, and windows never overlap.
+    """
+    last = (
+        BackupRun.objects.using(alias)
+        .succeeded()
+        .of_kind(kind.run_kind)
+        .filter(details__incremental=True)
+        .order_by("-started_at", "-id")
+        .first()
+    )
+    start = datetime.fromisoformat(last.details["window_end"]) if last else None
+    end = (datetime.now(conf.plant_zone()) - timedelta(seconds=conf.export_lag_seconds())).replace(
+        microsecond=0
+    )
+    return start, max(end, start) if start else end
 
 
 class ExportOptions(TypedDict, total=False):
@@ -288,6 +318,7 @@ class ExportOptions(TypedDict, total=False):
     trigger: str
     compress: str | None
     progress: Progress | None
+    incremental: bool  # the scheduled jobs: continue where the last incremental export ended
 
 
 def export_csv(**options: Unpack[ExportOptions]) -> BackupResult:
@@ -319,6 +350,7 @@ def complete_backup(
     end: datetime | None = None,
     compress: str | None = None,
     progress: Progress | None = None,
+    incremental: bool = False,
 ) -> list[BackupResult]:
     """Snapshot and export under one time stamp; stop at the first failure.
 
@@ -330,6 +362,8 @@ def complete_backup(
     for kind in kinds:
         # A snapshot is always whole, and one step of SQLite's backup API: no window, no progress.
         window = {} if kind == "db" else {"start": start, "end": end, "progress": progress}
+        if incremental and kind != "db":
+            window = {"progress": progress, "incremental": True}
         result = OPERATIONS[kind](
             alias=alias, when=when, root=root, trigger=trigger, compress=compress, **window
         )
@@ -503,7 +537,7 @@ def _remove_stale_temporaries(folder: Path, now: datetime) -> list[str]:
     removed = []
     try:
         entries = list(folder.iterdir())
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return removed
     limit = now.timestamp() - STALE_TEMP_AGE.total_seconds()
     for path in entries:

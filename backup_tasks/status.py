@@ -1,6 +1,7 @@
 """The guide's BACKUP STATUS report."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from django.utils import timezone
@@ -8,6 +9,7 @@ from django.utils import timezone
 from backup_tasks import conf, layout
 from backup_tasks.engines import get_engine
 from backup_tasks.errors import BackupError
+from backup_tasks.models import BackupRun
 from readings.models import Reading
 
 RULE = "=" * 60
@@ -20,6 +22,8 @@ class StatusReport:
     stats: dict | None = None
     latest: dict | None = None
     database_problem: str | None = None
+    runs: list[str] = field(default_factory=list)  # "Database snapshot: last success ..., last failure ..."
+    schedules: list[str] = field(default_factory=list)  # "Hourly backup: next run ..."
 
     def to_dict(self) -> dict:
         return {
@@ -28,6 +32,8 @@ class StatusReport:
             "stats": self.stats,
             "latest": self.latest,
             "database_problem": self.database_problem,
+            "runs": self.runs,
+            "schedules": self.schedules,
         }
 
 
@@ -43,6 +49,8 @@ def backup_status(*, alias: str = "default", root: Path | None = None) -> Status
     except BackupError as exc:
         report.database_problem = str(exc)
         return report
+    report.runs = run_lines(alias)
+    report.schedules = schedule_lines(alias)
     readings = Reading.objects.using(alias)
     stats = readings.stats()
     if not stats["total"]:
@@ -96,5 +104,49 @@ def render_status(report: StatusReport) -> str:
             f"  Setpoint: {latest['setpoint']:.2f}°C",
             f"  Time: {latest['timestamp']}",
         ]
+    if report.runs:
+        lines += ["", "Backup Runs:", *(f"  {line}" for line in report.runs)]
+    if report.schedules:
+        lines += ["", "Schedules:", *(f"  {line}" for line in report.schedules)]
     lines.append(RULE)
     return "\n".join(lines)
+
+
+def _when(moment: datetime | None) -> str:
+    return timezone.localtime(moment, conf.plant_zone()).strftime("%Y-%m-%d %H:%M:%S") if moment else "never"
+
+
+def run_lines(alias: str) -> list[str]:
+    """Last success and failure of each kind that ever ran."""
+    runs = BackupRun.objects.using(alias)
+    lines = []
+    for kind in BackupRun.Kind:
+        success, failure = runs.last_success(kind), runs.last_failure(kind)
+        if success is None and failure is None:
+            continue
+        line = f"{kind.label}: last success {_when(success and success.started_at)}"
+        line += f", last failure {_when(failure and failure.started_at)}"
+        if failure and (success is None or failure.started_at > success.started_at):
+            line += f" ({failure.error[:100]})"
+        lines.append(line)
+    return lines
+
+
+def schedule_lines(alias: str) -> list[str]:
+    """The next run of each of our periodic tasks, as the scheduler computes it."""
+    from celery import current_app
+
+    from backup_tasks.beat import PlantEntry
+    from backup_tasks.models import BackupSchedule
+
+    now = timezone.now()
+    lines = []
+    for task in BackupSchedule.objects.using(alias).ours().order_by("name"):
+        if not task.enabled:
+            lines.append(f"{task.name}: disabled")
+            continue
+        # An interval counts from its last run; a crontab from now.
+        since = task.last_run_at if task.interval_id and task.last_run_at else now
+        nxt = PlantEntry(task, app=current_app).due_after(since)
+        lines.append(f"{task.name}: next run {_when(max(nxt, now) if nxt else None)}")
+    return lines

@@ -11,13 +11,15 @@ The guide's schedule table, as tasks:
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from billiard.exceptions import WorkerLostError
 from celery import Task, shared_task
+from celery.backends.base import DisabledBackend
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from django.conf import settings
 
-from backup_tasks import flight, services
+from backup_tasks import conf, flight, restore, services
 from backup_tasks.errors import BackupError
 from backup_tasks.log import run_logger
 from backup_tasks.safefile import run_tag
@@ -34,31 +36,59 @@ class TimeLimitReached(BackupError):
 
 
 @dataclass(frozen=True)
+class Context:
+    """What a step knows about the run: who or what started it."""
+
+    trigger: str  # recorded with every BackupRun: schedule, admin user or task
+    scheduled: bool  # sent by beat: exports continue where the last scheduled one ended
+    progress: Callable[[str, int, int, float], None] | None = None
+
+
+@dataclass(frozen=True)
 class Step:
     operation: str  # single-flight lock name
-    run: Callable[[dict], None]  # does the work and adds its part to the summary
+    run: Callable[[dict, Context], None]  # does the work and adds its part to the summary
+    always: bool = False  # runs even when an earlier step failed (cleanup on a failed day)
 
 
-def _backup(summary: dict) -> None:
-    summary["files"] += [result.to_dict() for result in services.complete_backup()]
+def _backup(summary: dict, ctx: Context) -> None:
+    results = services.complete_backup(trigger=ctx.trigger, incremental=ctx.scheduled, progress=ctx.progress)
+    summary["files"] += [result.to_dict() for result in results]
 
 
-def _only(kind: str) -> Callable[[dict], None]:
-    def run(summary: dict) -> None:
-        summary["files"].append(services.OPERATIONS[kind]().to_dict())
-
-    return run
-
-
-def _cleanup(days_to_keep: int | None) -> Callable[[dict], None]:
-    def run(summary: dict) -> None:
-        summary["cleanup"] = services.cleanup_old_backups(days_to_keep=days_to_keep).to_dict()
+def _only(kind: str, **window: str | None) -> Callable[[dict, Context], None]:
+    def run(summary: dict, ctx: Context) -> None:
+        options = {} if kind == "db" else {"progress": ctx.progress, **_window(window)}
+        summary["files"].append(services.OPERATIONS[kind](trigger=ctx.trigger, **options).to_dict())
 
     return run
 
 
-def _statistics(summary: dict) -> None:
+def _window(window: dict[str, str | None]) -> dict:
+    """since/until as ISO text (JSON-friendly task arguments) -> aware datetimes in the plant's zone."""
+    parsed = {}
+    for name, key in (("since", "start"), ("until", "end")):
+        if text := window.get(name):
+            moment = datetime.fromisoformat(text)
+            parsed[key] = moment if moment.tzinfo else moment.replace(tzinfo=conf.plant_zone())
+    return parsed
+
+
+def _cleanup(days_to_keep: int | None) -> Callable[[dict, Context], None]:
+    def run(summary: dict, ctx: Context) -> None:
+        summary["cleanup"] = services.cleanup_old_backups(
+            days_to_keep=days_to_keep, trigger=ctx.trigger
+        ).to_dict()
+
+    return run
+
+
+def _statistics(summary: dict, ctx: Context) -> None:
     summary["statistics"] = services.log_statistics().to_dict()
+
+
+def _drill(summary: dict, ctx: Context) -> None:
+    summary["drill"] = restore.restore_drill(trigger=ctx.trigger).to_dict()
 
 
 def _header(request, name: str) -> str | None:
@@ -83,7 +113,14 @@ class BackupTask(Task):
         log.info("%s started (%s, task %s)", job, _trigger(request, slot), request.id)
         began = time.monotonic()
         summary: dict = {"job": job, "task_id": request.id, "slot": slot, "files": [], "skipped": []}
+        ctx = Context(
+            trigger=_run_trigger(request, slot, job), scheduled=slot is not None, progress=self._progress
+        )
+        failure: BackupError | None = None
         for step in steps:
+            if failure is not None and not step.always:
+                summary["skipped"].append({"operation": step.operation, "reason": "an earlier step failed"})
+                continue
             claim = flight.claim(step.operation, key=slot or request.id, token=request.id)
             if isinstance(claim, flight.Skipped):
                 log.info("%s: %s skipped, %s", job, step.operation.replace("_", " "), claim.reason)
@@ -94,7 +131,13 @@ class BackupTask(Task):
             services.remove_unfinished_files(tag=request.id)
             tag = run_tag.set(request.id)
             try:
-                step.run(summary)
+                step.run(summary, ctx)
+            except BackupError as exc:
+                # A failed backup must not stop the day's cleanup: later
+                # "always" steps still run, then the first failure is raised.
+                claim.release()
+                failure = failure or exc
+                continue
             except BaseException as exc:
                 claim.release()
                 self._fail(exc, job)
@@ -102,9 +145,31 @@ class BackupTask(Task):
             finally:
                 run_tag.reset(tag)
             claim.finish()
+        if failure is not None:
+            self._fail(failure, job)
+            raise failure
         summary["duration_s"] = round(time.monotonic() - began, 3)
         log.info("%s finished in %.2f s%s", job, summary["duration_s"], _outcome(summary))
         return summary
+
+    def _progress(self, label: str, done: int, total: int, elapsed: float) -> None:
+        """Report an export's progress as task state, where a result backend keeps it."""
+        if isinstance(self.backend, DisabledBackend) or not self.request.id:
+            return
+        if done < total and time.monotonic() - getattr(self, "_last_progress", 0.0) < 1.0:
+            return
+        self._last_progress = time.monotonic()
+        rate = done / elapsed if elapsed > 0 else 0.0
+        self.update_state(
+            state="PROGRESS",
+            meta={
+                "operation": label,
+                "done": done,
+                "total": total,
+                "rows_per_s": round(rate),
+                "seconds_left": round((total - done) / rate) if rate else None,
+            },
+        )
 
     def _fail(self, exc: BaseException, job: str) -> None:
         """Retry a transient failure with backoff; anything else fails now."""
@@ -146,6 +211,17 @@ def _outcome(summary: dict) -> str:
     return ": " + "; ".join(parts) if parts else ""
 
 
+def _run_trigger(request, slot: str | None, job: str) -> str:
+    """How the run history names who or what started a run."""
+    if slot:
+        return f"schedule: {job} ({slot})"
+    if who := _header(request, REQUESTED_BY_HEADER):
+        return f"admin: {who}"
+    if _header(request, "periodic_task_name"):
+        return f"admin: ran the schedule {job}"
+    return f"task: {job}"
+
+
 def _trigger(request, slot: str | None) -> str:
     if slot:
         return f"scheduled for {slot}"
@@ -168,13 +244,15 @@ def snapshot_database(self) -> dict:
 
 
 @shared_task(base=BackupTask, bind=True, label="CSV export")
-def export_csv(self) -> dict:
-    return self.run_steps([Step("export_csv", _only("csv"))])
+def export_csv(self, since: str | None = None, until: str | None = None) -> dict:
+    """All readings, or those from `since` up to `until` (ISO date or date-time, plant time when naive)."""
+    return self.run_steps([Step("export_csv", _only("csv", since=since, until=until))])
 
 
 @shared_task(base=BackupTask, bind=True, label="JSON export")
-def export_json(self) -> dict:
-    return self.run_steps([Step("export_json", _only("json"))])
+def export_json(self, since: str | None = None, until: str | None = None) -> dict:
+    """All readings, or those from `since` up to `until` (ISO date or date-time, plant time when naive)."""
+    return self.run_steps([Step("export_json", _only("json", since=since, until=until))])
 
 
 @shared_task(base=BackupTask, bind=True, label="Cleanup")
@@ -185,10 +263,24 @@ def cleanup_old_backups(self, days_to_keep: int | None = None) -> dict:
 @shared_task(base=BackupTask, bind=True, label="Daily backup and cleanup")
 def daily_backup(self) -> dict:
     """The guide's daily job: complete backup, then cleanup of old backups."""
-    return self.run_steps([Step("complete_backup", _backup), Step("cleanup_old_backups", _cleanup(None))])
+    return self.run_steps(
+        [Step("complete_backup", _backup), Step("cleanup_old_backups", _cleanup(None), always=True)]
+    )
 
 
 @shared_task(base=BackupTask, bind=True, label="Weekly backup and statistics")
 def weekly_backup(self) -> dict:
-    """The guide's weekly job: complete backup, then the status report in the log."""
-    return self.run_steps([Step("complete_backup", _backup), Step("statistics", _statistics)])
+    """The guide's weekly job: complete backup, a restore drill, then the status report in the log."""
+    return self.run_steps(
+        [
+            Step("complete_backup", _backup),
+            Step("restore_drill", _drill),
+            Step("statistics", _statistics, always=True),
+        ]
+    )
+
+
+@shared_task(base=BackupTask, bind=True, label="Restore drill")
+def restore_drill(self) -> dict:
+    """Restore the newest snapshot into a scratch file and check it against its record."""
+    return self.run_steps([Step("restore_drill", _drill)])

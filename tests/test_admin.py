@@ -193,3 +193,54 @@ def test_a_redis_that_accepts_but_never_answers_does_not_hang_the_request(alice,
         f"Could not queue the backup: the task queue at {url} is unreachable (Timeout reading from socket). "
         "Start Redis, or check CELERY_BROKER_URL."
     ]
+
+
+def test_an_admin_click_is_recorded_as_a_run_by_that_user(alice, worker, backup_dir):
+    from backup_tasks.models import BackupRun
+
+    post_action(alice, "run_complete_backup")
+    wait_until(lambda: BackupRun.objects.filter(kind="json", status="succeeded").exists(), what="the runs")
+
+    assert list(BackupRun.objects.order_by("id").values_list("kind", "status", "trigger")) == [
+        ("snapshot", "succeeded", "admin: alice"),
+        ("csv", "succeeded", "admin: alice"),
+        ("json", "succeeded", "admin: alice"),
+    ]
+
+
+def test_the_restore_drill_action_queues_a_drill_that_the_worker_records(alice, worker, backup_dir):
+    from backup_tasks import services
+    from backup_tasks.models import BackupRun
+
+    services.snapshot_database()
+    _, messages = post_action(alice, "restore_drill_now")
+
+    assert re.fullmatch(rf"Restore drill queued \(task id {UUID}\)\.", messages[0])
+    wait_until(
+        lambda: BackupRun.objects.filter(kind="drill").exclude(status="running").exists(), what="the drill"
+    )
+    drill = BackupRun.objects.get(kind="drill")
+    assert (drill.status, drill.trigger, drill.rows) == ("succeeded", "admin: alice", 0)
+
+
+def test_the_run_history_is_read_only_newest_first_with_failures_marked(alice, admin_client):
+    from backup_tasks.models import BackupRun
+
+    BackupRun.objects.create(kind="csv", status="succeeded", trigger="task: CSV export")
+    BackupRun.objects.create(
+        kind="snapshot", status="failed", trigger="schedule: Hourly backup", error="disk full"
+    )
+
+    response = admin_client.get("/admin/backup_tasks/backuprun/")
+    page = response.content.decode()
+
+    assert response.status_code == 200
+    assert page.index("FAILED") < page.index("Succeeded")  # newest first
+    assert '<strong style="color:#ba2121">FAILED</strong>: disk full' in page
+    assert admin_client.get("/admin/backup_tasks/backuprun/add/").status_code == 403
+    run = BackupRun.objects.first()
+    assert (
+        admin_client.post(f"/admin/backup_tasks/backuprun/{run.pk}/delete/", {"post": "yes"}).status_code
+        == 403
+    )
+    assert BackupRun.objects.count() == 2

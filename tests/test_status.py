@@ -1,5 +1,6 @@
 """The guide's BACKUP STATUS report."""
 
+import re
 from datetime import UTC, datetime
 
 import pytest
@@ -33,7 +34,16 @@ def test_status_report_on_known_readings(settings, backup_dir, capsys):
 
     call_command("backup_database", "--status")
 
-    assert capsys.readouterr().out == (
+    out = capsys.readouterr().out
+    guide_part, extra = out.split("\n\nSchedules:\n")
+    assert re.fullmatch(
+        r"  Daily backup and cleanup: next run \d{4}-\d\d-\d\d \d\d:00:00\n"
+        r"  Hourly backup: next run \d{4}-\d\d-\d\d \d\d:00:00\n"
+        r"  Weekly backup and statistics: next run \d{4}-\d\d-\d\d \d\d:00:00\n"
+        "============================================================\n",
+        extra,
+    )
+    assert guide_part + "\n" + "=" * 60 + "\n" == (
         "============================================================\n"
         "HEAT TREATMENT PLANT CONTROL - BACKUP STATUS\n"
         "============================================================\n"
@@ -71,7 +81,8 @@ def test_status_counts_thousands_with_separators(project):
 def test_status_of_an_empty_database_says_so(project):
     result = project.manage("backup_database", "--status", check=True)
 
-    assert result.stdout.splitlines()[4:] == [
+    lines = result.stdout.splitlines()
+    assert lines[4:13] == [
         f"Backup Location: {project.backups}",
         "",
         "Database Backups: 0",
@@ -81,8 +92,15 @@ def test_status_of_an_empty_database_says_so(project):
         "Database Statistics:",
         "  Total Readings: 0",
         "  No readings recorded yet.",
-        "============================================================",
     ]
+    # No run yet; the schedules migrate installed, each with its next run.
+    assert lines[13:15] == ["", "Schedules:"]
+    assert [line.split(":")[0] for line in lines[15:18]] == [
+        "  Daily backup and cleanup",
+        "  Hourly backup",
+        "  Weekly backup and statistics",
+    ]
+    assert lines[18:] == ["============================================================"]
     assert not project.backups.exists()  # looking creates nothing
 
 

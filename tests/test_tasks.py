@@ -240,3 +240,49 @@ def test_a_redelivered_task_does_not_back_up_again(worker, backup_dir):
     )
     assert sum("Complete backup started" in line for line in lines) == 2
     assert len(backup_files(backup_dir)) == 3
+
+
+def runs() -> list[tuple[str, str, str]]:
+    from backup_tasks.models import BackupRun
+
+    return list(BackupRun.objects.order_by("id").values_list("kind", "status", "trigger"))
+
+
+def test_the_task_door_records_runs(worker, backup_dir):
+    add_readings(2)
+    tasks.snapshot_database.delay().get(timeout=30)
+    assert runs() == [("snapshot", "succeeded", "task: Database backup")]
+
+
+def test_the_daily_job_still_cleans_up_when_its_backup_fails(worker, backup_dir, settings):
+    old = backup_dir / "csv_exports" / "readings_20000101_000000.csv"
+    old.parent.mkdir(parents=True)
+    old.write_text("old")
+    (backup_dir / "database").write_text("a file where the snapshot folder should be")
+
+    result = tasks.daily_backup.delay()
+    with pytest.raises(NotWritable):
+        result.get(timeout=30)
+
+    assert not old.exists()
+    assert [(kind, status) for kind, status, _ in runs()] == [
+        ("snapshot", "failed"),
+        ("cleanup", "succeeded"),
+    ]
+
+
+def test_the_weekly_job_runs_a_restore_drill(worker, backup_dir):
+    add_readings(5)
+    summary = tasks.weekly_backup.delay().get(timeout=60)
+    assert summary["drill"]["rows"] == 5
+    assert [kind for kind, _, _ in runs()] == ["snapshot", "csv", "json", "drill"]
+    assert "Backup statistics:" in (backup_dir / "scheduled_backup.log").read_text()
+
+
+def test_export_tasks_take_a_window(worker, backup_dir, settings):
+    settings.TIME_ZONE = "Europe/Berlin"
+    add_readings(10)  # 2025-01-11 14:30:22 UTC = 15:30:22 in Berlin, every 2 s
+
+    summary = tasks.export_csv.delay(since="2025-01-11T15:30:26", until="2025-01-11T15:30:30").get(timeout=30)
+
+    assert summary["files"][0]["rows"] == 2
