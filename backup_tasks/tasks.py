@@ -59,6 +59,8 @@ def _backup(summary: dict, ctx: Context) -> None:
 def _only(kind: str, **window: str | None) -> Callable[[dict, Context], None]:
     def run(summary: dict, ctx: Context) -> None:
         options = {} if kind == "db" else {"progress": ctx.progress, **_window(window)}
+        if kind != "db" and ctx.scheduled and not any(window.values()):
+            options["incremental"] = True
         summary["files"].append(services.OPERATIONS[kind](trigger=ctx.trigger, **options).to_dict())
 
     return run

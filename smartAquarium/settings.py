@@ -130,6 +130,9 @@ BACKUP_KEEP_HOURLY = env_int("BACKUP_KEEP_HOURLY", 0)
 BACKUP_KEEP_DAILY = env_int("BACKUP_KEEP_DAILY", 0)
 BACKUP_KEEP_WEEKLY = env_int("BACKUP_KEEP_WEEKLY", 0)
 BACKUP_KEEP_MONTHLY = env_int("BACKUP_KEEP_MONTHLY", 0)
+# Scheduled exports stop this many seconds before now, so a reading stamped a
+# moment before it reached the database is never left behind a window.
+BACKUP_EXPORT_LAG = env_int("BACKUP_EXPORT_LAG", 60)
 # none, gzip or zstd: compresses snapshots and exports (verify and restore read all).
 BACKUP_COMPRESSION = env_str("BACKUP_COMPRESSION", "none")
 

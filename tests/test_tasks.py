@@ -2,6 +2,7 @@
 
 import json
 import re
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -286,3 +287,40 @@ def test_export_tasks_take_a_window(worker, backup_dir, settings):
     summary = tasks.export_csv.delay(since="2025-01-11T15:30:26", until="2025-01-11T15:30:30").get(timeout=30)
 
     assert summary["files"][0]["rows"] == 2
+
+
+def test_a_scheduled_export_continues_where_the_last_one_ended(worker, backup_dir, settings):
+    from backup_tasks.models import BackupRun
+
+    settings.BACKUP_EXPORT_LAG = 0
+    add_readings(4)
+    slot = {"backup_slot": "2025-01-11T15:00:00+00:00", "periodic_task_name": "Hourly backup"}
+    tasks.export_csv.apply_async(headers=slot).get(timeout=30)
+    first_end = datetime.fromisoformat(BackupRun.objects.get(kind="csv").details["window_end"])
+    add_readings(3, start=first_end)  # at +0, +2 and +4 s
+    while datetime.now(UTC) < first_end + timedelta(seconds=5.1):
+        time.sleep(0.1)
+    slot = {"backup_slot": "2025-01-11T16:00:00+00:00", "periodic_task_name": "Hourly backup"}
+    tasks.export_csv.apply_async(headers=slot).get(timeout=30)
+
+    exports = BackupRun.objects.filter(kind="csv").order_by("id")
+    assert [run.rows for run in exports] == [4, 3]
+    assert [run.trigger for run in exports] == [
+        "schedule: Hourly backup (2025-01-11T15:00:00+00:00)",
+        "schedule: Hourly backup (2025-01-11T16:00:00+00:00)",
+    ]
+
+
+def test_a_restore_waits_for_no_backup_task(worker, backup_dir):
+    from backup_tasks import restore, services
+    from backup_tasks.broker import client
+
+    broker_client = client()
+    add_readings(3)
+    snapshot = services.snapshot_database()
+    broker_client.set("smartaquarium:lock:complete_backup", "task-1234", px=30_000)
+
+    with pytest.raises(Exception, match=r"A backup task is running \(complete backup, task task-1234\)"):
+        restore.restore_snapshot(path=Path(snapshot.path))
+    broker_client.delete("smartaquarium:lock:complete_backup")
+    assert restore.restore_snapshot(path=Path(snapshot.path)).readings_after == 3
