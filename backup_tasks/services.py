@@ -172,6 +172,14 @@ def mb(size: int) -> str:
 Progress = Callable[[str, int, int, float], None]
 
 
+def _count(alias: str, start: datetime | None, end: datetime | None) -> int | None:
+    """Readings in a window, for progress; None when the database will not say now."""
+    try:
+        return Reading.objects.using(alias).between(start, end).count()
+    except DatabaseError:
+        return None  # e.g. locked: the export itself reports that, in its own words
+
+
 def _reporting(chunks: Iterator[list[str]], kind: layout.Kind, progress: Progress, total: int):
     began, done = time.monotonic(), 0
     progress(kind.label, 0, total, 0.0)
@@ -267,10 +275,8 @@ def _export(
                 lines = files.enter_context(
                     closing(engine.export_lines(kind.key, conf.plant_zone(), start, end, EXPORT_CHUNK))
                 )
-                if progress is not None:
-                    lines = _reporting(
-                        lines, kind, progress, Reading.objects.using(alias).between(start, end).count()
-                    )
+                if progress is not None and (total := _count(alias, start, end)) is not None:
+                    lines = _reporting(lines, kind, progress, total)
                 counts = write(open_part, lines, conf.csv_max_lines())
             for tmp, hasher in zip(out.tmps, hashers, strict=True):
                 on_disk, written = tmp.stat().st_size, hasher.count

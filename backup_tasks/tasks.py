@@ -115,9 +115,9 @@ class BackupTask(Task):
         log.info("%s started (%s, task %s)", job, _trigger(request, slot), request.id)
         began = time.monotonic()
         summary: dict = {"job": job, "task_id": request.id, "slot": slot, "files": [], "skipped": []}
-        ctx = Context(
-            trigger=_run_trigger(request, slot, job), scheduled=slot is not None, progress=self._progress
-        )
+        # Progress is task state: only worth counting readings for when a result backend keeps it.
+        progress = None if isinstance(self.backend, DisabledBackend) else self._progress
+        ctx = Context(trigger=_run_trigger(request, slot, job), scheduled=slot is not None, progress=progress)
         failure: BackupError | None = None
         for step in steps:
             if failure is not None and not step.always:
@@ -156,7 +156,7 @@ class BackupTask(Task):
 
     def _progress(self, label: str, done: int, total: int, elapsed: float) -> None:
         """Report an export's progress as task state, where a result backend keeps it."""
-        if isinstance(self.backend, DisabledBackend) or not self.request.id:
+        if not self.request.id:
             return
         if done < total and time.monotonic() - getattr(self, "_last_progress", 0.0) < 1.0:
             return

@@ -171,8 +171,11 @@ CELERY_BEAT_SCHEDULER = "backup_tasks.beat:PlantScheduler"
 # Save each periodic task's last run as soon as it is sent (admin shows it,
 # and a standby beat taking over starts from it).
 CELERY_BEAT_SYNC_EVERY = 1
-# No result backend: nobody waits for a backup's result. Each task's JSON
-# summary goes to the worker log, and what it did to scheduled_backup.log.
+# No result backend by default: nobody waits for a backup's result, and an
+# admin click must never wait on one. Each task's JSON summary goes to the
+# worker log, and what it did to scheduled_backup.log and the run history.
+# Set one (e.g. redis://127.0.0.1:6379/1) to keep results and export progress.
+CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", "") or None
 CELERY_RESULT_EXPIRES = None
 # A task is acknowledged only when it has finished, and given back to the
 # queue when its worker dies, so a crash never loses a backup...

@@ -22,7 +22,11 @@ def add(water, air, humidity, setpoint, pid, when):
 @pytest.mark.django_db(transaction=True)
 def test_status_report_on_known_readings(settings, backup_dir, capsys):
     from django.core.management import call_command
+    from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
+    from backup_tasks.schedules import install_default_schedules
+
+    install_default_schedules(PeriodicTask, CrontabSchedule, "UTC")  # flushed by earlier tests
     settings.TIME_ZONE = "Europe/Berlin"
     add(20.5, 22.0, 70.0, 25.0, 200, datetime(2025, 1, 11, 12, 0, 0, tzinfo=UTC))
     add(28.75, 29.5, 60.46, 25.0, 10, datetime(2025, 1, 11, 13, 0, 0, tzinfo=UTC))

@@ -30,16 +30,17 @@ def temporaries(folder: Path) -> list[Path]:
     return sorted(folder.glob("*/.*"))
 
 
-def verify_backup_set(folder: Path, stamp: str, readings: int) -> None:
-    """The three files of one backup open and hold every reading."""
+def verify_backup_set(folder: Path, stamp: str, readings: int, exported: int | None = None) -> None:
+    """The three files of one backup open; the snapshot holds every reading, the exports `exported`."""
+    exported = readings if exported is None else exported
     with sqlite3.connect(folder / "database" / f"db_backup_{stamp}.sqlite3") as db:
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
         assert db.execute("SELECT COUNT(*) FROM readings_reading").fetchone() == (readings,)
     with open(folder / "csv_exports" / f"readings_{stamp}.csv", encoding="utf-8-sig", newline="") as handle:
         rows = list(csv.reader(handle))
     assert rows[0][0] == "Water Temp (°C)"
-    assert len(rows) == readings + 1
-    assert len(json.loads((folder / "json_exports" / f"readings_{stamp}.json").read_text())) == readings
+    assert len(rows) == exported + 1
+    assert len(json.loads((folder / "json_exports" / f"readings_{stamp}.json").read_text())) == exported
 
 
 def stamps(folder: Path) -> list[str]:
@@ -87,7 +88,8 @@ def test_worker_with_beat_runs_the_job_as_edited_until_it_is_disabled(
             water_temperature=24 + i, air_temperature=26, humidity=60, setpoint=25, pid_output=1
         )
     project = on_test_database(tmp_path)
-    worker = celery_processes(project, celery_app.conf.broker_url, "-B").start()
+    # No lag: the readings above are only seconds old when the first scheduled export runs.
+    worker = celery_processes(project, celery_app.conf.broker_url, "-B", BACKUP_EXPORT_LAG="0").start()
 
     wait_until(lambda: len(stamps(project.backups)) >= 2, what="two scheduled backups")
 
@@ -99,8 +101,12 @@ def test_worker_with_beat_runs_the_job_as_edited_until_it_is_disabled(
     sent = before.count("Sending due task Hourly backup")
     wait_until(lambda: backups_done(project, sent), what="every sent backup to finish")
     assert len(stamps(project.backups)) == sent
-    for stamp in stamps(project.backups):
-        verify_backup_set(project.backups, stamp, readings=5)
+    # Scheduled exports are incremental: the first holds the five readings, later ones
+    # only what came since (nothing); every snapshot holds all five.
+    first, *later = stamps(project.backups)
+    verify_backup_set(project.backups, first, readings=5)
+    for stamp in later:
+        verify_backup_set(project.backups, stamp, readings=5, exported=0)
 
     # "Run complete backup now" in admin: the same worker writes one more backup.
     client.force_login(User.objects.create_superuser("root", password=None))
