@@ -324,3 +324,34 @@ def test_a_restore_waits_for_no_backup_task(worker, backup_dir):
         restore.restore_snapshot(path=Path(snapshot.path))
     broker_client.delete("smartaquarium:lock:complete_backup")
     assert restore.restore_snapshot(path=Path(snapshot.path)).readings_after == 3
+
+
+def test_exports_report_their_progress_as_task_state(celery_results, backup_dir):
+    import uuid
+
+    import redis
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(FILL_SQL, [119_999])  # 120,000 readings: enough to report progress
+    task_id = str(uuid.uuid4())
+    # The Redis result backend publishes every state it stores: listen, then run.
+    listener = redis.Redis.from_url(celery_results.conf.result_backend).pubsub()
+    listener.subscribe(f"celery-task-meta-{task_id}")
+    listener.get_message(timeout=1)  # the subscription's confirmation
+
+    summary = tasks.export_csv.apply(task_id=task_id).get()  # run here; the states go to Redis
+
+    states = []
+    while message := listener.get_message(timeout=1):
+        states.append(json.loads(message["data"]))
+    progress = [state["result"] for state in states if state["status"] == "PROGRESS"]
+    assert summary["files"][0]["rows"] == 120_000
+    assert progress[0] == {
+        "operation": "CSV export",
+        "done": 0,
+        "total": 120_000,
+        "rows_per_s": 0,
+        "seconds_left": None,
+    }
+    assert progress[-1]["done"] == progress[-1]["total"] == 120_000
