@@ -5,18 +5,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from readings.models import Reading
-
-
-def add(water, air, humidity, setpoint, pid, when):
-    Reading.objects.create(
-        water_temperature=water,
-        air_temperature=air,
-        humidity=humidity,
-        setpoint=setpoint,
-        pid_output=pid,
-        timestamp=when,
-    )
+from tests.test_exports import add
 
 
 @pytest.mark.django_db(transaction=True)
