@@ -70,7 +70,9 @@ def switch_off(task: PeriodicTask) -> None:
 
 
 def backups_done(project: Project, count: int) -> bool:
-    return len(stamps(project.backups)) >= count and not temporaries(project.backups)
+    """`count` complete backups written: the JSON export is the last file of each."""
+    finished = finals(project.backups, "json_exports/*.json")
+    return len(finished) >= count and not temporaries(project.backups)
 
 
 def on_test_database(tmp_path: Path) -> Project:
