@@ -23,7 +23,7 @@ from backup_tasks.engines.sqlite import SQLiteEngine
 from backup_tasks.errors import BackupError
 from backup_tasks.manifest import SUFFIX, file_sha256, recorded_checksum
 from backup_tasks.models import BackupRun
-from backup_tasks.runs import Run, notify_failure, recorded
+from backup_tasks.runs import Run, notify_failure, record_finished, recorded
 from backup_tasks.verify import ContentError, open_snapshot, plain_snapshot_rows
 
 RUN_TABLE = BackupRun._meta.db_table
@@ -160,12 +160,12 @@ def restore_snapshot(
     except BaseException as exc:
         run.status = BackupRun.Status.FAILED
         run.error = str(exc) if isinstance(exc, BackupError) else f"{type(exc).__name__}: {exc}"
-        _record(run, alias, started, began)
+        _finish_run(run, alias, started, began)
         notify_failure(run)
         raise
     run.rows = after
     run.details = {"readings_before": before, "readings_after": after, "safety_snapshot": safety.path}
-    _record(run, alias, started, began)
+    _finish_run(run, alias, started, began)
     return RestoreResult(str(path), before, after, safety.path)
 
 
@@ -214,25 +214,11 @@ def _replace_live(
     return before, after, safety
 
 
-def _record(run: Run, alias: str, started: datetime, began: float) -> None:
+def _finish_run(run: Run, alias: str, started: datetime, began: float) -> None:
     # Recorded after the fact: a record made before the restore would be
     # overwritten with the snapshot's own history.
-    try:
-        get_engine(alias).check_available()
-        BackupRun.objects.using(alias).create(
-            kind=run.kind,
-            trigger=run.trigger[:200],
-            status=run.status,
-            started_at=started,
-            finished_at=timezone.now(),
-            duration_s=round(time.monotonic() - began, 3),
-            file=run.file,
-            rows=run.rows,
-            error=run.error,
-            details=run.details,
-        )
-    except Exception:
-        pass
+    run.duration_s = time.monotonic() - began
+    record_finished(run, alias=alias, started_at=started)
 
 
 def _drill_copy(path: Path, plain: Path) -> tuple[int, str | None, list[str]]:

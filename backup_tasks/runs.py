@@ -94,6 +94,14 @@ def _finish(run: Run, alias: str) -> None:
         run_logger().warning("Could not record the %s run in the database: %s", run.kind, exc)
 
 
+def record_finished(run: Run, *, alias: str, started_at: datetime) -> None:
+    """Record a run only once it has finished (a restore replaces the run table while it works)."""
+    if not _database_ready(alias):
+        return
+    run.record = BackupRun(kind=run.kind, trigger=run.trigger[:200], started_at=started_at)
+    _finish(run, alias)
+
+
 def notify_failure(run: Run) -> None:
     label = BackupRun.Kind(run.kind).label
     run_logger().error("%s failed (%s): %s", label, run.trigger or "no trigger", run.error)

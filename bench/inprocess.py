@@ -7,7 +7,6 @@ JSON line: the seconds of each run and the SHA-256 of the last file written.
 """
 
 import argparse
-import hashlib
 import json
 import os
 import shutil
@@ -26,6 +25,7 @@ def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "smartAquarium.settings")
     django.setup()
     from backup_tasks import conf, services
+    from backup_tasks.manifest import file_sha256
     from backup_tasks.status import backup_status, render_status
     from bench.run import make_cleanup_files
 
@@ -45,20 +45,12 @@ def main() -> None:
         result = work()
         times.append(time.perf_counter() - began)
         if args.operation in ("csv", "json"):
-            digest = sha256(Path(result.path))
+            digest = file_sha256(Path(result.path))
         if args.operation in ("snapshot", "csv", "json"):
             Path(result.path).unlink()
     if args.operation == "cleanup":
         shutil.rmtree(root, ignore_errors=True)
     print(json.dumps({"times": times, "sha256": digest}))
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 if __name__ == "__main__":

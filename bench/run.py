@@ -35,6 +35,10 @@ from zoneinfo import ZoneInfo
 
 BENCH = Path(__file__).resolve().parent
 PROJECT = BENCH.parent
+sys.path.insert(0, str(PROJECT))  # run as a script: bench/ alone is on the path
+
+from backup_tasks.manifest import file_sha256  # noqa: E402  (needs no Django set-up)
+
 ZONE = "Europe/Berlin"  # Two DST changes a year: exports shift by two offsets.
 TABLE = "readings_reading"
 CLEANUP_FILES = 10_000
@@ -126,14 +130,6 @@ def timed(
 
 def median(values: list[float]) -> float:
     return statistics.median(values)
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def clear(folder: Path) -> None:
@@ -402,7 +398,7 @@ class Bench:
             )
             produced = only_file(folder)
             if "ours" not in digests:
-                digests["ours"] = sha256(produced)
+                digests["ours"] = file_sha256(produced)
                 if self.keep:
                     self.keep.mkdir(parents=True, exist_ok=True)
                     shutil.copy(produced, self.keep / f"{size.name}.{kind}")
@@ -421,7 +417,7 @@ class Bench:
         def reference() -> Run:
             run = timed(argv, stdin=stdin, stdout=out, cwd=self.scratch).check(f"sqlite3 {kind}")
             if "reference" not in digests:
-                digests["reference"] = sha256(out)
+                digests["reference"] = file_sha256(out)
             out.unlink()
             return run
 
