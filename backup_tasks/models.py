@@ -71,6 +71,10 @@ class BackupRun(models.Model):
     class Meta:
         ordering = ["-started_at", "-id"]
         indexes = [models.Index(fields=["kind", "status", "-started_at"], name="backuprun_kind_status")]
+        permissions = [
+            ("view_dashboard", "Can view the backup dashboard"),
+            ("download_backup", "Can download backup files"),
+        ]
 
     def __str__(self) -> str:
         when = timezone.localtime(self.started_at).strftime("%Y-%m-%d %H:%M:%S")
