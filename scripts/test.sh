@@ -6,16 +6,33 @@ cd "$(dirname "$0")/.."
 . scripts/_venv.sh
 ensure_venv requirements-dev.txt
 
-# The Celery tests start a throwaway redis-server of their own (on a free
-# port) unless TEST_REDIS_URL names one; make sure the program is there.
-if ! command -v redis-server >/dev/null 2>&1; then
+# require PROGRAM PACKAGE...: when PROGRAM is missing, install Debian's
+# PACKAGEs as root, or say in one line what to install and stop.
+apt_updated=
+require() {
+    local program="$1"
+    shift
+    if command -v "$program" >/dev/null 2>&1; then
+        return 0
+    fi
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-        echo "Installing redis-server"
-        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+        echo "Installing $*"
+        if [ -z "$apt_updated" ]; then
+            apt-get update -qq
+            apt_updated=1
+        fi
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
     else
-        echo "redis-server is missing: install it (Debian/Raspberry Pi OS: sudo apt-get install redis-server)" >&2
+        echo "$program is missing: install it (Debian/Raspberry Pi OS: sudo apt-get install $*)" >&2
         exit 1
     fi
-fi
+}
+
+# The Celery tests start a throwaway redis-server of their own (on a free
+# port) unless TEST_REDIS_URL names one.
+require redis-server redis-server
+# The browser tests drive Debian's Chromium through Playwright's driver; they
+# never download a browser of their own (no `playwright install`).
+require /usr/bin/chromium chromium
 
 exec .venv/bin/python -m pytest "$@"

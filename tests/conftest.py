@@ -182,17 +182,22 @@ def redis_server(tmp_path_factory):
 _databases = itertools.count()  # 0: unused, 1: task results, 2 on: one per test
 
 
-@pytest.fixture
-def redis_url(redis_server) -> str:
-    """A broker URL on a database of its own, empty."""
-    base = redis.Redis.from_url(redis_server)
+def empty_redis_database(server_url: str) -> str:
+    """A broker URL on a database of its own on server_url, emptied."""
+    base = redis.Redis.from_url(server_url)
     try:
         count = int(base.config_get("databases")["databases"])
     except redis.ResponseError:
         count = 16
-    url = f"{redis_server}/{2 + next(_databases) % (count - 2)}"
+    url = f"{server_url}/{2 + next(_databases) % (count - 2)}"
     redis.Redis.from_url(url).flushdb()
     return url
+
+
+@pytest.fixture
+def redis_url(redis_server) -> str:
+    """A broker URL on a database of its own, empty."""
+    return empty_redis_database(redis_server)
 
 
 def use_broker(app, url: str) -> None:
