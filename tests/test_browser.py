@@ -7,15 +7,18 @@ backup folder and one throwaway Redis. The operator is a staff user with only
 the permissions a shift lead needs, not a superuser.
 """
 
+import hashlib
 import os
 import secrets
 import shutil
 import signal
 import sqlite3
+import struct
 import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -204,6 +207,25 @@ def signed_in(page: Page, live: Live) -> Page:
     return page
 
 
+def poll(page: Page, condition: Callable[[], bool], *, timeout: float, what: str, live: Live) -> None:
+    """Reload the page until condition() holds; fail after timeout seconds with the processes' logs."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}\n{live.logs()}"
+        time.sleep(0.5)
+        page.reload()
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
+    return struct.unpack(">II", data[16:24])
+
+
 def test_the_operator_logs_in_through_the_admin_form_on_a_styled_admin(page: Page, live: Live):
     static: list[tuple[str, int]] = []
     page.on("response", lambda r: static.append((r.url, r.status)) if "/static/" in r.url else None)
@@ -222,6 +244,36 @@ def test_the_operator_logs_in_through_the_admin_form_on_a_styled_admin(page: Pag
     assert any(url.endswith("/static/admin/css/base.css") for url, _ in static), static
     assert all(status in (200, 304) for _, status in static), static
     assert page.locator("#header").evaluate("e => getComputedStyle(e).backgroundColor") != "rgba(0, 0, 0, 0)"
+
+
+def test_the_dashboard_opens_from_the_admin_index_and_is_kept_as_a_screenshot(signed_in: Page, live: Live):
+    page = signed_in
+    page.get_by_role("link", name="Backup dashboard").click()
+
+    expect(page).to_have_url(f"{live.url}/admin/backups/")
+    expect(page.locator("h1")).to_have_text("Backup dashboard")
+    for chart in ("chart-24h", "chart-7d", "chart-backups"):
+        expect(page.locator(f"svg#{chart}")).to_be_visible()
+    expect(page.locator("#disk")).not_to_be_empty()
+    expect(page.locator("#status pre")).to_contain_text(f"Total Readings: {READINGS:,}")
+    snapshot = page.locator("table#runs tr[data-kind='snapshot'][data-status='succeeded']")
+    expect(snapshot.first).to_contain_text("Succeeded")
+    expect(page.locator("form#actions button[name='job']")).to_have_text(
+        [
+            "Run complete backup now",
+            "Export CSV now",
+            "Export JSON now",
+            "Clean up old backups now",
+            "Run restore drill now",
+        ]
+    )
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    screenshot = ARTIFACTS / "dashboard.png"
+    screenshot.unlink(missing_ok=True)
+    page.screenshot(path=screenshot, full_page=True)
+    width, height = png_size(screenshot)
+    assert (width, height) == (1280, page.evaluate("document.documentElement.scrollHeight"))
 
 
 def test_the_hourly_schedule_gets_a_new_minute_in_admin(signed_in: Page, live: Live):
@@ -251,3 +303,53 @@ def test_the_hourly_schedule_gets_a_new_minute_in_admin(signed_in: Page, live: L
         "SELECT c.minute, c.hour FROM django_celery_beat_periodictask t "
         "JOIN django_celery_beat_crontabschedule c ON c.id = t.crontab_id WHERE t.name = 'Hourly backup'"
     ) == [(minute, "*")]
+
+
+def test_run_complete_backup_now_shows_the_new_run_as_succeeded(signed_in: Page, live: Live):
+    page = signed_in
+    page.goto("/admin/backups/")
+    snapshots = page.locator("table#runs tr[data-kind='snapshot']")
+    before = snapshots.count()
+
+    page.get_by_role("button", name="Run complete backup now").click()
+
+    expect(page).to_have_url(f"{live.url}/admin/backups/")
+    expect(page.locator("ul.messagelist")).to_contain_text("Complete backup queued (task id ")
+    poll(
+        page,
+        lambda: snapshots.count() > before and snapshots.first.get_attribute("data-status") != "running",
+        timeout=60,
+        what="the new snapshot run to finish",
+        live=live,
+    )
+    expect(snapshots.first).to_have_attribute("data-status", "succeeded")
+    expect(snapshots.first).to_contain_text("Succeeded")
+    newest = live.query(
+        "SELECT status, \"trigger\", file FROM backup_tasks_backuprun WHERE kind = 'snapshot' "
+        "ORDER BY started_at DESC, id DESC LIMIT 1"
+    )
+    assert newest[0][:2] == ("succeeded", f"admin: {OPERATOR}")
+    assert Path(newest[0][2]).is_file()
+
+
+def test_backup_files_download_with_the_checksum_of_their_manifest(signed_in: Page, live: Live, tmp_path):
+    page = signed_in
+    page.goto("/admin/backups/")
+    assert [Path(name).parent.name for name in live.first_backup] == [
+        "csv_exports",
+        "database",
+        "json_exports",
+    ]
+
+    for name in live.first_backup:
+        link = page.locator(f"table#files a.download[href='/admin/backups/download/{name}']")
+        with page.expect_download() as started:
+            link.click()
+        download = started.value
+        assert download.failure() is None
+        assert download.suggested_filename == Path(name).name
+        saved = tmp_path / download.suggested_filename
+        download.save_as(saved)
+        manifest = (live.project.backups / f"{name}.sha256").read_text(encoding="utf-8")
+        assert manifest == f"{sha256(saved)}  {saved.name}\n"
+        assert saved.stat().st_size == (live.project.backups / name).stat().st_size
