@@ -13,7 +13,6 @@ from django_celery_beat.models import PeriodicTask
 
 from backup_tasks import broker, jobs
 from backup_tasks.models import BackupRun, BackupSchedule
-from backup_tasks.services import human_size
 
 
 def queue(modeladmin: admin.ModelAdmin, request, key: str) -> None:
@@ -33,6 +32,9 @@ class SafePeriodicTaskAdmin(PeriodicTaskAdmin):
             self.message_user(request, jobs.unreachable_message("the selected tasks", exc), messages.ERROR)
             return None
 
+
+# The admin index links to the backup dashboard for those who may see it.
+admin.site.index_template = "admin/backup_tasks/index.html"
 
 admin.site.unregister(PeriodicTask)
 admin.site.register(PeriodicTask, SafePeriodicTaskAdmin)
@@ -158,8 +160,8 @@ class BackupRunAdmin(admin.ModelAdmin):
 
     @admin.display(description="File", ordering="file")
     def file_name(self, obj: BackupRun) -> str:
-        return obj.file.rsplit("/", 1)[-1]
+        return obj.file_name
 
     @admin.display(description="Size", ordering="size_bytes")
     def size(self, obj: BackupRun) -> str:
-        return "" if obj.size_bytes is None else human_size(obj.size_bytes)
+        return obj.size_text
