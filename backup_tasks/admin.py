@@ -11,25 +11,14 @@ from django.utils.html import format_html
 from django_celery_beat.admin import PeriodicTaskAdmin
 from django_celery_beat.models import PeriodicTask
 
-from backup_tasks import broker, tasks
+from backup_tasks import broker, jobs
 from backup_tasks.models import BackupRun, BackupSchedule
-from backup_tasks.services import human_size
-
-RUN_PERMISSION = "backup_tasks.run_backup"
 
 
-def queue(modeladmin: admin.ModelAdmin, request, task, *, label: str, what: str) -> None:
-    """Enqueue `task` and tell the operator its id, or why it could not be queued."""
-    try:
-        result = task.apply_async(headers={tasks.REQUESTED_BY_HEADER: request.user.get_username()})
-    except broker.QUEUE_ERRORS as exc:
-        modeladmin.message_user(request, _unreachable_message(what, exc), messages.ERROR)
-        return
-    modeladmin.message_user(request, f"{label} queued (task id {result.id}).", messages.SUCCESS)
-
-
-def _unreachable_message(what: str, exc: BaseException) -> str:
-    return f"Could not queue {what}: {broker.unreachable(exc)}. Start Redis, or check CELERY_BROKER_URL."
+def queue(modeladmin: admin.ModelAdmin, request, key: str) -> None:
+    """Enqueue one of the plant jobs and tell the operator its task id, or why it could not be queued."""
+    level, message = jobs.enqueue(jobs.JOBS[key], request.user.get_username())
+    modeladmin.message_user(request, message, level)
 
 
 class SafePeriodicTaskAdmin(PeriodicTaskAdmin):
@@ -40,9 +29,12 @@ class SafePeriodicTaskAdmin(PeriodicTaskAdmin):
         try:
             return super().run_tasks(request, queryset)
         except broker.QUEUE_ERRORS as exc:
-            self.message_user(request, _unreachable_message("the selected tasks", exc), messages.ERROR)
+            self.message_user(request, jobs.unreachable_message("the selected tasks", exc), messages.ERROR)
             return None
 
+
+# The admin index links to the backup dashboard for those who may see it.
+admin.site.index_template = "admin/backup_tasks/index.html"
 
 admin.site.unregister(PeriodicTask)
 admin.site.register(PeriodicTask, SafePeriodicTaskAdmin)
@@ -84,30 +76,30 @@ class BackupScheduleAdmin(SafePeriodicTaskAdmin):
         return str(obj.scheduler or "no schedule")
 
     def has_run_permission(self, request) -> bool:
-        return request.user.has_perm(RUN_PERMISSION)
+        return request.user.has_perm(jobs.RUN_PERMISSION)
 
     def has_view_permission(self, request, obj=None) -> bool:
         return super().has_view_permission(request, obj) or self.has_run_permission(request)
 
     @admin.action(description="Run complete backup now", permissions=["run"])
     def run_complete_backup(self, request, queryset):
-        queue(self, request, tasks.complete_backup, label="Complete backup", what="the backup")
+        queue(self, request, "complete_backup")
 
     @admin.action(description="Export CSV now", permissions=["run"])
     def export_csv_now(self, request, queryset):
-        queue(self, request, tasks.export_csv, label="CSV export", what="the CSV export")
+        queue(self, request, "export_csv")
 
     @admin.action(description="Export JSON now", permissions=["run"])
     def export_json_now(self, request, queryset):
-        queue(self, request, tasks.export_json, label="JSON export", what="the JSON export")
+        queue(self, request, "export_json")
 
     @admin.action(description="Clean up old backups now", permissions=["run"])
     def cleanup_now(self, request, queryset):
-        queue(self, request, tasks.cleanup_old_backups, label="Cleanup", what="the cleanup")
+        queue(self, request, "cleanup")
 
     @admin.action(description="Run restore drill now", permissions=["run"])
     def restore_drill_now(self, request, queryset):
-        queue(self, request, tasks.restore_drill, label="Restore drill", what="the restore drill")
+        queue(self, request, "restore_drill")
 
     @admin.action(description="Run selected schedules now", permissions=["run"])
     def run_tasks(self, request, queryset):
@@ -168,8 +160,8 @@ class BackupRunAdmin(admin.ModelAdmin):
 
     @admin.display(description="File", ordering="file")
     def file_name(self, obj: BackupRun) -> str:
-        return obj.file.rsplit("/", 1)[-1]
+        return obj.file_name
 
     @admin.display(description="Size", ordering="size_bytes")
     def size(self, obj: BackupRun) -> str:
-        return "" if obj.size_bytes is None else human_size(obj.size_bytes)
+        return obj.size_text

@@ -1,16 +1,300 @@
-"""The backup dashboard: "are my data safe?" on one admin page."""
+"""The backup dashboard: "are my data safe?" on one admin page.
 
+It shows what `backup_database --status` prints and what `--check` decides,
+plus charts drawn on the server from a few hundred points the database has
+already averaged, so the page stays fast over a year of readings.
+"""
+
+import shutil
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.http import HttpResponse
+from django.db.models import Avg, F, Func, IntegerField, Value
+from django.db.models.functions import Cast
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+
+from backup_tasks import charts, conf, downloads, jobs, layout
+from backup_tasks.health import NAMES as HEALTH_NAMES
+from backup_tasks.health import backup_health
+from backup_tasks.manifest import sidecar
+from backup_tasks.models import BackupRun
+from backup_tasks.services import free_bytes, human_size
+from backup_tasks.status import backup_status, render_status
+from readings.models import Reading
 
 DASHBOARD_PERMISSION = "backup_tasks.view_dashboard"
+RECENT_RUNS = 20
+FILES_PER_KIND = 10
+BACKUP_CHART_DAYS = 30
+# Kinds whose runs leave a file; their sizes and durations are charted.
+FILE_KINDS = (BackupRun.Kind.SNAPSHOT, BackupRun.Kind.CSV, BackupRun.Kind.JSON)
+KIND_COLOURS = {"snapshot": "#1565c0", "csv": "#2e7d32", "json": "#ef6c00"}
 
 
+class EpochSeconds(Func):
+    """Seconds since 1970 of a datetime column, computed in the database."""
+
+    output_field = IntegerField()
+
+    def as_sqlite(self, compiler, connection, **extra):
+        # strftime's format goes in as a parameter: a literal %s would be taken for one.
+        seconds = Func(Value("%s"), *self.get_source_expressions(), function="strftime")
+        return Cast(seconds, IntegerField()).as_sql(compiler, connection, **extra)
+
+    def as_postgresql(self, compiler, connection, **extra):
+        return self.as_sql(
+            compiler,
+            connection,
+            template="CAST(FLOOR(EXTRACT(EPOCH FROM %(expressions)s)) AS BIGINT)",
+            **extra,
+        )
+
+
+@dataclass(frozen=True)
+class Window:
+    chart_id: str
+    title: str
+    span: timedelta
+    bucket: timedelta  # readings are averaged over this, in the database
+
+    @property
+    def points(self) -> int:
+        return int(self.span / self.bucket)
+
+    def bounds(self, now: datetime) -> tuple[datetime, datetime]:
+        """The span ending with the bucket that holds `now`, on whole buckets."""
+        step = int(self.bucket.total_seconds())
+        end = datetime.fromtimestamp(int(now.timestamp()) // step * step + step, tz=UTC)
+        return end - self.points * self.bucket, end
+
+
+WINDOWS = (
+    Window("chart-24h", "Last 24 hours", timedelta(hours=24), timedelta(minutes=5)),
+    Window("chart-7d", "Last 7 days", timedelta(days=7), timedelta(minutes=30)),
+)
+TEMPERATURES = (
+    ("water_temperature", "Water", "#1565c0", False),
+    ("air_temperature", "Air", "#c62828", False),
+    ("setpoint", "Setpoint", "#555555", True),
+)
+
+
+def temperature_series(window: Window, now: datetime, alias: str = "default") -> list[charts.Series]:
+    """Water, air and setpoint averaged per bucket over the window ending at `now`.
+
+    The averaging happens in one GROUP BY over the timestamp index: a week is
+    336 rows back from the database whatever the number of readings. A bucket
+    without readings stays empty, so an outage shows as a gap in the line.
+    """
+    step = int(window.bucket.total_seconds())
+    start, end = window.bounds(now)
+    rows = (
+        Reading.objects.using(alias)
+        .between(start, end)
+        .annotate(bucket=EpochSeconds("timestamp") / Value(step))
+        .values("bucket")
+        .annotate(**{field: Avg(F(field)) for field, *_ in TEMPERATURES})
+        .order_by("bucket")
+    )
+    averages = {row["bucket"]: row for row in rows}
+    first = int(start.timestamp()) // step
+    moments = [(first + i, start + (i + 0.5) * window.bucket) for i in range(window.points)]
+    return [
+        charts.Series(
+            label,
+            colour,
+            [(moment, averages[b][field] if b in averages else None) for b, moment in moments],
+            dashed=dashed,
+        )
+        for field, label, colour, dashed in TEMPERATURES
+    ]
+
+
+def temperature_charts(now: datetime) -> list:
+    return [
+        charts.line_chart(
+            window.chart_id,
+            f"Temperatures, {window.title.lower()}",
+            temperature_series(window, now),
+            *window.bounds(now),
+            unit="°C",
+            empty_text=f"No readings in the {window.title.lower()}",
+        )
+        for window in WINDOWS
+    ]
+
+
+def backup_charts(now: datetime) -> list:
+    """Size and duration of every successful backup of the last BACKUP_CHART_DAYS days."""
+    start = now - timedelta(days=BACKUP_CHART_DAYS)
+    runs = (
+        BackupRun.objects.succeeded()
+        .filter(kind__in=FILE_KINDS, started_at__gte=start)
+        .order_by("started_at")
+        .values_list("kind", "started_at", "size_bytes", "duration_s")
+    )
+    sizes: dict[str, list] = {kind: [] for kind in FILE_KINDS}
+    durations: dict[str, list] = {kind: [] for kind in FILE_KINDS}
+    for kind, started, size, duration in runs:
+        if size is not None:
+            sizes[kind].append((started, size / 1_000_000))
+        if duration is not None:
+            durations[kind].append((started, duration))
+
+    def series(points: dict[str, list]) -> list[charts.Series]:
+        return [
+            charts.Series(BackupRun.Kind(kind).label, KIND_COLOURS[kind], points[kind], markers=True)
+            for kind in FILE_KINDS
+            if points[kind]
+        ]
+
+    empty = f"No backups in the last {BACKUP_CHART_DAYS} days"
+    title = f"last {BACKUP_CHART_DAYS} days"
+    return [
+        charts.line_chart(
+            "chart-backups",
+            f"Backup sizes, {title}",
+            series(sizes),
+            start=start,
+            end=now,
+            unit="MB",
+            empty_text=empty,
+        ),
+        charts.line_chart(
+            "chart-durations",
+            f"Backup durations, {title}",
+            series(durations),
+            start=start,
+            end=now,
+            unit="s",
+            empty_text=empty,
+        ),
+    ]
+
+
+@dataclass
+class KindSummary:
+    label: str
+    last_success: BackupRun | None
+    last_failure: BackupRun | None
+
+    @property
+    def failing(self) -> bool:
+        """The last attempt failed: the failure is newer than the last success."""
+        if self.last_failure is None:
+            return False
+        return self.last_success is None or self.last_failure.started_at > self.last_success.started_at
+
+
+@dataclass
+class BackupFile:
+    kind: str
+    path: Path
+    name: str  # relative to the backup folder
+    size: str
+    modified: datetime
+    sha256: str
+    url: str | None
+
+
+def kind_summaries() -> list[KindSummary]:
+    runs = BackupRun.objects.all()
+    return [
+        KindSummary(kind.label, runs.last_success(kind), runs.last_failure(kind)) for kind in BackupRun.Kind
+    ]
+
+
+def backup_files(can_download: bool) -> list[BackupFile]:
+    """The newest files of each kind, newest first, with their recorded checksums."""
+    root = conf.backup_dir()
+    files = []
+    for kind in layout.KINDS.values():
+        for _, path in reversed(layout.backups(kind, root)[-FILES_PER_KIND:]):
+            try:
+                stat = path.stat()
+            except OSError:
+                continue  # removed by cleanup since the folder was listed
+            try:
+                checksum = sidecar(path).read_text().split(maxsplit=1)[0]
+            except (OSError, IndexError):
+                checksum = ""
+            files.append(
+                BackupFile(
+                    kind=kind.label,
+                    path=path,
+                    name=f"{kind.folder}/{path.name}",
+                    size=human_size(stat.st_size),
+                    modified=datetime.fromtimestamp(stat.st_mtime, tz=UTC),
+                    sha256=checksum,
+                    url=downloads.url_for(path) if can_download else None,
+                )
+            )
+    return files
+
+
+def disk_space() -> dict:
+    folder = conf.backup_dir()
+    free = free_bytes(folder)
+    for candidate in (folder, *folder.parents):
+        try:
+            total = shutil.disk_usage(candidate).total
+            break
+        except OSError:
+            continue
+    else:
+        total = 0
+    return {
+        "folder": str(folder),
+        "free": human_size(free),
+        "total": human_size(total),
+        "free_percent": round(100 * free / total) if total else 0,
+        "low": bool(total) and free / total < 0.10,
+    }
+
+
+@require_GET
 def dashboard(request):
     if not request.user.has_perm(DASHBOARD_PERMISSION):
         raise PermissionDenied
-    return HttpResponse("Backup dashboard")
+    now = timezone.now()
+    report = backup_status()
+    health = backup_health()
+    can_download = request.user.has_perm(downloads.DOWNLOAD_PERMISSION)
+    context = {
+        **admin.site.each_context(request),
+        "title": "Backup dashboard",
+        "health": health,
+        "health_name": HEALTH_NAMES[health.code],
+        "status_text": render_status(report),
+        "schedules": [line.split(": ", 1) for line in report.schedules],
+        "kinds": kind_summaries(),
+        "runs": BackupRun.objects.all()[:RECENT_RUNS],
+        "files": backup_files(can_download),
+        "disk": disk_space(),
+        "temperature_charts": temperature_charts(now),
+        "backup_charts": backup_charts(now),
+        "jobs": jobs.JOBS.values() if request.user.has_perm(jobs.RUN_PERMISSION) else [],
+        "can_download": can_download,
+        "files_per_kind": FILES_PER_KIND,
+    }
+    return TemplateResponse(request, "admin/backup_tasks/dashboard.html", context)
 
 
+@require_POST
 def run_job(request):
-    raise PermissionDenied
+    """A dashboard button: queue the job and come back to the dashboard with the answer."""
+    if not request.user.has_perm(jobs.RUN_PERMISSION):
+        raise PermissionDenied
+    job = jobs.JOBS.get(request.POST.get("job", ""))
+    if job is None:
+        messages.error(request, "Unknown job: choose one of the dashboard's buttons.")
+    else:
+        level, message = jobs.enqueue(job, request.user.get_username())
+        messages.add_message(request, level, message)
+    return redirect("backup_tasks:dashboard")

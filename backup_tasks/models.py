@@ -80,6 +80,16 @@ class BackupRun(models.Model):
         when = timezone.localtime(self.started_at).strftime("%Y-%m-%d %H:%M:%S")
         return f"{self.get_kind_display()} {when}: {self.get_status_display()}"
 
+    @property
+    def file_name(self) -> str:
+        return self.file.rsplit("/", 1)[-1]
+
+    @property
+    def size_text(self) -> str:
+        from backup_tasks.services import human_size
+
+        return "" if self.size_bytes is None else human_size(self.size_bytes)
+
 
 class BackupScheduleQuerySet(PeriodicTaskQuerySet):
     def ours(self):
