@@ -24,6 +24,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 DASHBOARD = "/admin/backups/"
 RUN = "/admin/backups/run/"
+STATUS = "/admin/backups/status/"
 BUTTONS = {
     "complete_backup": ("Run complete backup now", "backup_tasks.tasks.complete_backup", "Complete backup"),
     "export_csv": ("Export CSV now", "backup_tasks.tasks.export_csv", "CSV export"),
@@ -66,17 +67,18 @@ def section(page: str, element_id: str) -> str:
 # -- What it shows ------------------------------------------------------------
 
 
-def test_the_dashboard_shows_the_status_report_the_command_prints(viewer, backup_dir):
+def test_the_dashboard_fetches_the_status_report_the_command_prints(viewer, backup_dir):
     add(24.5, 26.2, 60.5, 25.0, 120, timezone.now() - timedelta(minutes=3))
     add(24.7, 26.0, 60.1, 25.0, 110, timezone.now() - timedelta(minutes=2))
 
     page = viewer.get(DASHBOARD).content.decode()
+    report = viewer.get(STATUS)
 
     assert "<h1>Backup dashboard</h1>" in page
-    status = section(page, "status")
-    expected = render_status(backup_status()).replace("'", "&#x27;")
-    assert expected in status
-    assert "Total Readings: 2" in status
+    assert f'<pre data-src="{STATUS}">' in section(page, "status")
+    assert report["Content-Type"] == "text/plain; charset=utf-8"
+    assert report.content.decode() == render_status(backup_status())
+    assert "  Total Readings: 2\n" in report.content.decode()
 
 
 def test_the_dashboard_shows_last_success_and_failure_per_kind(viewer):
@@ -280,7 +282,7 @@ def test_a_button_with_the_broker_down_answers_with_a_message(shift_lead, celery
 
 
 def test_anonymous_users_are_sent_to_the_login_page(client, celery_app):
-    for response in (client.get(DASHBOARD), client.post(RUN, {"job": "complete_backup"})):
+    for response in (client.get(DASHBOARD), client.get(STATUS), client.post(RUN, {"job": "complete_backup"})):
         assert response.status_code == 302
         assert response.headers["Location"].startswith("/admin/login/?next=/admin/backups/")
     assert queued(broker_client()) == []
@@ -290,6 +292,7 @@ def test_staff_without_our_permission_see_no_dashboard_and_no_link(client, sched
     client.force_login(operator("bob", "view_reading"))
 
     assert client.get(DASHBOARD).status_code == 403
+    assert client.get(STATUS).status_code == 403
     assert "Backup dashboard" not in client.get("/admin/").content.decode()
 
 
