@@ -30,6 +30,9 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from .conftest import PROJECT, CeleryProcess, Project, backup_files, empty_redis_database, free_port
 
 pytestmark = pytest.mark.browser
+# Bounded waits for what a page shows (the status report arrives after the page):
+# room for a busy machine, still a clear failure.
+expect.set_options(timeout=15_000)
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = PROJECT / "test-artifacts"
