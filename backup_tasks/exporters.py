@@ -1,6 +1,10 @@
-"""Stream export lines into the guide's CSV and JSON files, block by block."""
+"""Stream export lines into the guide's CSV and JSON files, block by block.
 
-from collections.abc import Callable, Iterable
+The framing (header, line ends, JSON brackets) is written once here, for the
+backup files (write_csv, write_json) and the admin's downloads (STREAMS) alike.
+"""
+
+from collections.abc import Callable, Iterable, Iterator
 from typing import BinaryIO
 
 CSV_HEADER = "Water Temp (°C),Air Temp (°C),Humidity (%),Setpoint (°C),PID Output,Timestamp"
@@ -15,6 +19,14 @@ EXCEL_MAX_LINES = 1_048_576
 OpenPart = Callable[[], BinaryIO]
 
 
+def csv_header() -> bytes:
+    return f"{BOM}{CSV_HEADER}\r\n".encode()
+
+
+def csv_block(lines: list[str]) -> bytes:
+    return ("\r\n".join(lines) + "\r\n").encode()
+
+
 def write_csv(
     open_part: OpenPart, chunks: Iterable[list[str]], max_lines: int = EXCEL_MAX_LINES
 ) -> list[list[int]]:
@@ -22,7 +34,7 @@ def write_csv(
 
     Returns [rows, bytes] per part.
     """
-    header = f"{BOM}{CSV_HEADER}\r\n".encode()
+    header = csv_header()
     room_per_part = max_lines - 1
     handle = open_part()
     parts = [[0, handle.write(header)]]
@@ -34,7 +46,7 @@ def write_csv(
                 parts.append([0, handle.write(header)])
                 room = room_per_part
             block, lines = lines[:room], lines[room:]
-            parts[-1][1] += handle.write(("\r\n".join(block) + "\r\n").encode())
+            parts[-1][1] += handle.write(csv_block(block))
             parts[-1][0] += len(block)
     return parts
 
@@ -42,14 +54,37 @@ def write_csv(
 def write_json(open_part: OpenPart, chunks: Iterable[list[str]], max_lines: int = 0) -> list[list[int]]:
     """Write one JSON array, an object per line; `[]` when empty. Returns [[rows, bytes]]."""
     handle = open_part()
-    rows = 0
-    written = handle.write(b"[")
-    for lines in chunks:
-        separator = "\n" if rows == 0 else ",\n"
-        written += handle.write((separator + ",\n".join(lines)).encode())
-        rows += len(lines)
-    written += handle.write(b"\n]\n" if rows else b"]\n")
+    rows = written = 0
+
+    def counted() -> Iterator[list[str]]:
+        nonlocal rows
+        for lines in chunks:
+            yield lines
+            rows += len(lines)
+
+    for block in stream_json(counted()):
+        written += handle.write(block)
     return [[rows, written]]
 
 
+def stream_csv(chunks: Iterable[list[str]]) -> Iterator[bytes]:
+    """The CSV of write_csv as blocks of bytes, in one file: a download is never split into parts."""
+    yield csv_header()
+    for lines in chunks:
+        if lines:
+            yield csv_block(lines)
+
+
+def stream_json(chunks: Iterable[list[str]]) -> Iterator[bytes]:
+    """The JSON array of write_json as blocks of bytes."""
+    yield b"["
+    rows = 0
+    for lines in chunks:
+        separator = "\n" if rows == 0 else ",\n"
+        yield (separator + ",\n".join(lines)).encode()
+        rows += len(lines)
+    yield b"\n]\n" if rows else b"]\n"
+
+
 WRITERS = {"csv": write_csv, "json": write_json}
+STREAMS = {"csv": stream_csv, "json": stream_json}

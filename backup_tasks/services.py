@@ -4,6 +4,7 @@ The management command, the Celery tasks and the admin actions call these
 functions and hold no backup logic of their own.
 """
 
+import itertools
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -18,7 +19,7 @@ from django.db import DatabaseError
 from backup_tasks import compression, conf, layout
 from backup_tasks.engines import get_engine
 from backup_tasks.errors import BackupError, DiskFull
-from backup_tasks.exporters import WRITERS
+from backup_tasks.exporters import STREAMS, WRITERS
 from backup_tasks.log import run_logger
 from backup_tasks.manifest import HashingWriter, file_sha256, sidecar, write_checksum
 from backup_tasks.models import BackupRun
@@ -29,6 +30,7 @@ from backup_tasks.status import StatusReport, backup_status, render_status
 from readings.models import Reading
 
 EXPORT_CHUNK = 10_000
+STREAM_CHUNK = 2_000  # lines per block of a download: a few hundred KB
 STALE_TEMP_AGE = timedelta(hours=1)
 
 
@@ -335,6 +337,41 @@ def export_csv(**options: Unpack[ExportOptions]) -> BackupResult:
 def export_json(**options: Unpack[ExportOptions]) -> BackupResult:
     """Export readings (start <= timestamp < end) to BACKUP_DIR/json_exports/."""
     return _export(layout.JSON, **options)
+
+
+def export_stream(
+    kind: str,
+    *,
+    start: datetime | None,
+    end: datetime | None,
+    alias: str = "default",
+    chunk: int = STREAM_CHUNK,
+) -> Iterator[bytes] | None:
+    """The bytes of a CSV or JSON export of readings (start <= timestamp < end), block by block.
+
+    The same lines and framing as export_csv and export_json, never split into
+    parts; None when no reading is in the window.
+    """
+    engine = get_engine(alias)
+    engine.check_available()
+    lines = engine.export_lines(kind, conf.plant_zone(), start, end, chunk)
+    # The first block is read now, so a locked or damaged database is reported
+    # before a response has begun, not as a download that breaks off.
+    try:
+        first = next(lines, None)
+    except BaseException:
+        lines.close()
+        raise
+    if first is None:
+        lines.close()
+        return None
+
+    def blocks() -> Iterator[bytes]:
+        # closing(): a download the client abandons ends the read transaction now.
+        with closing(lines):
+            yield from STREAMS[kind](itertools.chain([first], lines))
+
+    return blocks()
 
 
 OPERATIONS: dict[str, Callable[..., BackupResult]] = {
