@@ -22,7 +22,7 @@ STAMP_FORMAT = "%Y%m%d_%H%M%S"
 LOG_NAME = "scheduled_backup.log"
 # Work in progress: hidden, in the folder of the final file, removed by cleanup
 # when a crashed run left one behind.
-TEMP_RE = re.compile(r"^\.(?:db_backup|readings)_\d{8}_\d{6}\..+\.tmp$")
+TEMP_RE = re.compile(r"^\.(?:db_backup|readings)_\d{8}_\d{6}\..+\.tmp\Z")
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ class Kind:
         # A CSV export too long for Excel continues in _part2, _part3, ...,
         # and a compressed backup ends in .gz or .zst.
         return re.compile(
-            rf"^{re.escape(self.prefix)}(\d{{8}}_\d{{6}})(?:_part([1-9]\d*))?{re.escape(self.suffix)}(\.gz|\.zst)?$"
+            rf"^{re.escape(self.prefix)}(\d{{8}}_\d{{6}})(?:_part([1-9]\d*))?{re.escape(self.suffix)}(\.gz|\.zst)?\Z"
         )
 
     def file_name(self, when: datetime, part: int = 1, compression: str = "") -> str:

@@ -339,3 +339,46 @@ def test_jobs_are_run_by_post_only_and_with_a_csrf_token(shift_lead, celery_app)
 
 def test_the_dashboard_itself_is_get_only(viewer):
     assert viewer.post(DASHBOARD).status_code == 405
+
+
+# A checkout has no collectstatic output; WhiteNoise warns about that and serves nothing else.
+@pytest.mark.filterwarnings("ignore:No directory at")
+def test_the_backup_folder_is_served_nowhere_outside_admin(backup_dir, settings):
+    """Through the WSGI application gunicorn serves (static files included), as a superuser would ask."""
+    from io import BytesIO
+    from wsgiref.util import setup_testing_defaults
+
+    from django.contrib.auth.models import User
+    from django.core.management import call_command
+
+    from smartAquarium.wsgi import application
+
+    add(24.5, 26.2, 60.5, 25.0, 120, timezone.now())
+    call_command("backup_database", "--type", "db")
+    [snapshot] = (backup_dir / "database").glob("db_backup_*.sqlite3")
+    client = Client()
+    client.force_login(User.objects.create_superuser("root", password=None))
+    session = client.cookies[settings.SESSION_COOKIE_NAME].value
+
+    def status_of(path: str) -> str:
+        environ = {"PATH_INFO": path, "HTTP_COOKIE": f"{settings.SESSION_COOKIE_NAME}={session}"}
+        setup_testing_defaults(environ)
+        environ["wsgi.input"] = BytesIO()
+        answer = []
+        body = application(environ, lambda status, headers: answer.append(status))
+        b"".join(body)
+        return answer[0]
+
+    name = f"database/{snapshot.name}"
+    assert status_of(f"/admin/backups/download/{name}").startswith("200")  # the one door, for comparison
+    for path in (
+        f"/{name}",
+        f"/backups/{name}",
+        f"/static/{name}",
+        f"/static/../backups/{name}",
+        f"/media/{name}",
+        f"/admin/{name}",
+        "/backups/",
+        "/static/",
+    ):
+        assert status_of(path).startswith("404"), path

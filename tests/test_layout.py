@@ -34,6 +34,7 @@ def test_stamp_of_reads_the_plant_time_in_our_names(berlin):
         "db_backup_20250111_143022.sqlite3.bak",
         "readings_20250111_143022.sqlite3",
         ".db_backup_20250111_143022.sqlite3.1a2b3c4d.tmp",
+        "db_backup_20250111_143022.sqlite3\n",  # $ would match before a final newline
     ],
 )
 def test_stamp_of_ignores_foreign_names_and_impossible_times(berlin, name):
