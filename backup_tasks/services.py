@@ -214,7 +214,8 @@ def snapshot_database(
         ensure_space(layout.DB, root=root, alias=alias, trigger=trigger, first_estimate=engine.size_bytes())
         with atomic_output(folder, name_for, when, "the database backup") as out:
             if method == "none":
-                snapshot = engine.snapshot(out.tmp)
+                snapshot = engine.snapshot(out.tmp, with_sha256=True)
+                sha256 = snapshot.sha256 or file_sha256(out.tmp)
             else:
                 # Verified as a plain database first, then compressed.
                 plain = out.tmp.with_name(out.tmp.name + ".plain.tmp")
@@ -223,7 +224,7 @@ def snapshot_database(
                     compression.compress_file(plain, out.tmp, method)
                 finally:
                     plain.unlink(missing_ok=True)
-            sha256 = file_sha256(out.tmp)
+                sha256 = file_sha256(out.tmp)
         return Written(out.final, snapshot.rows, sha256, snapshot.newest_reading)
 
     return _run(layout.DB, trigger=trigger, alias=alias, work=work)

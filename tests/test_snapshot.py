@@ -9,7 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from backup_tasks.engines.sqlite import DamagedCopy, check_copy
 from tests.conftest import PROJECT
+
+INDEX = "readings_reading_timestamp_e3ac056c"
 
 
 def rows(db: Path, where: str = "") -> list[tuple]:
@@ -86,3 +89,85 @@ def test_snapshot_of_a_200_mb_database_under_a_writer_every_20_ms(project, tmp_p
     assert in_snapshot[: len(committed_before)] == committed_before
     # Inserts made during the snapshot all landed in the live database.
     assert len(rows(project.db)) == 302_400 + report["written"]
+
+
+def add_readings(db: Path, count: int) -> None:
+    """Readings two seconds apart, written straight into the database."""
+    with sqlite3.connect(db) as conn:
+        conn.executemany(
+            "INSERT INTO readings_reading (water_temperature, air_temperature, humidity, setpoint,"
+            " pid_output, timestamp) VALUES (25.0, 24.0, 60.0, 25.0, 90.0,"
+            " datetime('2025-01-01', '+' || (? * 2) || ' seconds'))",
+            [(n,) for n in range(count)],
+        )
+
+
+def damage_a_leaf_page(db: Path, btree: str) -> None:
+    """Overwrite one leaf page of a table or index B-tree with garbage, as a bad disk would."""
+    with sqlite3.connect(db) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        pages = [
+            n
+            for (n,) in conn.execute(
+                "SELECT pageno FROM dbstat WHERE name = ? AND pagetype = 'leaf'", [btree]
+            )
+        ]
+    with db.open("r+b") as handle:
+        handle.seek(4096 * (pages[len(pages) // 2] - 1))
+        handle.write(b"\xa5" * 4096)
+
+
+@pytest.mark.parametrize("btree", ["readings_reading", INDEX])
+def test_a_damaged_page_of_any_btree_fails_the_snapshot_and_leaves_nothing(project, btree):
+    # The backup API copies pages without reading them: without the check of the
+    # copy, this snapshot would be written and named like a good one.
+    add_readings(project.db, 20_000)
+    damage_a_leaf_page(project.db, btree)
+
+    result = project.manage("backup_database", "--type", "db")
+
+    assert result.returncode == 1
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+    assert result.stderr.startswith(
+        f"Error: The database {project.db} is corrupt (database disk image is malformed)"
+    )
+    assert project.files() == []
+    assert list(project.backups.rglob(".*.tmp")) == []
+
+
+def test_an_index_that_lost_entries_fails_the_snapshot(project):
+    add_readings(project.db, 5_000)
+    with sqlite3.connect(project.db) as conn:
+        (sql,) = conn.execute("SELECT sql FROM sqlite_schema WHERE name = ?", [INDEX]).fetchone()
+        # An index holding only some rows, while the schema says it holds them all.
+        conn.execute(f"DROP INDEX {INDEX}")
+        conn.execute(f"{sql} WHERE id > 1000")
+        conn.execute("PRAGMA writable_schema = ON")
+        conn.execute("UPDATE sqlite_schema SET sql = ? WHERE name = ?", [sql, INDEX])
+
+    result = project.manage("backup_database", "--type", "db")
+
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"Error: The database {project.db} is corrupt (index {INDEX} of its copy has 4,000 entries "
+        "for 5,000 rows): restore it from the last good backup. Earlier backups were not touched.\n"
+    )
+    assert project.files() == []
+
+
+def test_the_check_of_a_copy_counts_its_readings_and_refuses_a_short_or_foreign_file(project, tmp_path):
+    add_readings(project.db, 1_000)
+    copy = tmp_path / "copy.sqlite3"
+    with sqlite3.connect(project.db) as source, sqlite3.connect(copy) as target:
+        source.backup(target)
+
+    assert check_copy(copy) == (1_000, "2025-01-01 00:33:18")
+
+    size = copy.stat().st_size
+    with copy.open("r+b") as handle:
+        handle.truncate(size - 4096)
+    with pytest.raises(DamagedCopy, match=f"its copy has {size - 4096:,} bytes where its header says"):
+        check_copy(copy)
+    copy.write_bytes(b"id,temperature\n" * 500)
+    with pytest.raises(DamagedCopy, match="not a SQLite database"):
+        check_copy(copy)
