@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from backup_tasks import safefile
 from backup_tasks.engines.sqlite import DamagedCopy, check_copy
-from tests.conftest import PROJECT
+from tests.conftest import PROJECT, wait_until
 
 INDEX = "readings_reading_timestamp_e3ac056c"
 
@@ -171,3 +172,25 @@ def test_the_check_of_a_copy_counts_its_readings_and_refuses_a_short_or_foreign_
     copy.write_bytes(b"id,temperature\n" * 500)
     with pytest.raises(DamagedCopy, match="not a SQLite database"):
         check_copy(copy)
+
+
+def test_a_growing_file_goes_to_disk_chunk_by_chunk_while_it_is_written(tmp_path, monkeypatch):
+    flushed: list[tuple[int, int]] = []
+    monkeypatch.setattr(
+        safefile, "_sync_range_function", lambda: lambda fd, start, length: flushed.append((start, length))
+    )
+    path = tmp_path / "big.tmp"
+    megabyte = 1 << 20
+
+    with safefile.written_back(path, chunk=megabyte), path.open("wb") as handle:
+        for written in range(megabyte, 5 * megabyte, megabyte):
+            handle.write(bytes(megabyte))
+            handle.flush()
+            # Each new megabyte is written back while the file is still growing.
+            wait_until(
+                lambda end=written: flushed and sum(flushed[-1]) == end, what="the new part written back"
+            )
+
+    ends = [0] + [start + length for start, length in flushed]
+    assert [start for start, _ in flushed] == ends[:-1]  # one range after the other, none twice
+    assert ends[-1] == 4 * megabyte
