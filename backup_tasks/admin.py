@@ -11,15 +11,21 @@ from django.utils.html import format_html
 from django_celery_beat.admin import PeriodicTaskAdmin
 from django_celery_beat.models import PeriodicTask
 
-from backup_tasks import broker, tasks
 from backup_tasks.models import BackupRun, BackupSchedule
 from backup_tasks.services import human_size
 
 RUN_PERMISSION = "backup_tasks.run_backup"
 
 
-def queue(modeladmin: admin.ModelAdmin, request, task, *, label: str, what: str) -> None:
-    """Enqueue `task` and tell the operator its id, or why it could not be queued."""
+# The tasks and the Redis client load at the first action, not with every
+# manage.py command: Django imports this module at start-up (admin autodiscovery).
+
+
+def queue(modeladmin: admin.ModelAdmin, request, task_name: str, *, label: str, what: str) -> None:
+    """Enqueue the task `task_name` and tell the operator its id, or why it could not be queued."""
+    from backup_tasks import broker, tasks
+
+    task = getattr(tasks, task_name)
     try:
         result = task.apply_async(headers={tasks.REQUESTED_BY_HEADER: request.user.get_username()})
     except broker.QUEUE_ERRORS as exc:
@@ -29,6 +35,8 @@ def queue(modeladmin: admin.ModelAdmin, request, task, *, label: str, what: str)
 
 
 def _unreachable_message(what: str, exc: BaseException) -> str:
+    from backup_tasks import broker
+
     return f"Could not queue {what}: {broker.unreachable(exc)}. Start Redis, or check CELERY_BROKER_URL."
 
 
@@ -37,6 +45,8 @@ class SafePeriodicTaskAdmin(PeriodicTaskAdmin):
 
     @admin.action(description="Run selected tasks")
     def run_tasks(self, request, queryset):
+        from backup_tasks import broker
+
         try:
             return super().run_tasks(request, queryset)
         except broker.QUEUE_ERRORS as exc:
@@ -91,23 +101,23 @@ class BackupScheduleAdmin(SafePeriodicTaskAdmin):
 
     @admin.action(description="Run complete backup now", permissions=["run"])
     def run_complete_backup(self, request, queryset):
-        queue(self, request, tasks.complete_backup, label="Complete backup", what="the backup")
+        queue(self, request, "complete_backup", label="Complete backup", what="the backup")
 
     @admin.action(description="Export CSV now", permissions=["run"])
     def export_csv_now(self, request, queryset):
-        queue(self, request, tasks.export_csv, label="CSV export", what="the CSV export")
+        queue(self, request, "export_csv", label="CSV export", what="the CSV export")
 
     @admin.action(description="Export JSON now", permissions=["run"])
     def export_json_now(self, request, queryset):
-        queue(self, request, tasks.export_json, label="JSON export", what="the JSON export")
+        queue(self, request, "export_json", label="JSON export", what="the JSON export")
 
     @admin.action(description="Clean up old backups now", permissions=["run"])
     def cleanup_now(self, request, queryset):
-        queue(self, request, tasks.cleanup_old_backups, label="Cleanup", what="the cleanup")
+        queue(self, request, "cleanup_old_backups", label="Cleanup", what="the cleanup")
 
     @admin.action(description="Run restore drill now", permissions=["run"])
     def restore_drill_now(self, request, queryset):
-        queue(self, request, tasks.restore_drill, label="Restore drill", what="the restore drill")
+        queue(self, request, "restore_drill", label="Restore drill", what="the restore drill")
 
     @admin.action(description="Run selected schedules now", permissions=["run"])
     def run_tasks(self, request, queryset):
