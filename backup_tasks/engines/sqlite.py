@@ -193,8 +193,8 @@ def check_copy(path: Path) -> tuple[int, str | None]:
     row of its table and that the file is as long as its header says. That is
     what a copy made page by page can get wrong: it carries the source's
     damaged pages and is otherwise SQLite's own work. The cell-by-cell
-    PRAGMA integrity_check costs 10 s at a year of readings; `--verify` and
-    the weekly restore drill run it on every kept snapshot.
+    PRAGMA integrity_check costs 10 s at a year of readings; `--verify` runs
+    it on every kept snapshot and the weekly restore drill on the newest.
     """
     with path.open("rb") as handle:
         header = handle.read(100)
