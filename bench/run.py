@@ -552,7 +552,7 @@ class Bench:
                 for leftover in [*self.scratch.glob("writer.sqlite3*"), out]:
                     leftover.unlink(missing_ok=True)
                 shutil.copy(db, copy)
-                # A live database is on disk: left dirty, this copy's 1.65 GB would be
+                # A live database is on disk: left dirty, this copy (1.45 GB at a year) would be
                 # flushed by the writer's first checkpoint fsync, stalling it for that
                 # flush in both our snapshot and the reference's.
                 fsync_path(copy)
