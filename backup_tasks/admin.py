@@ -11,7 +11,7 @@ from django.utils.html import format_html
 from django_celery_beat.admin import PeriodicTaskAdmin
 from django_celery_beat.models import PeriodicTask
 
-from backup_tasks import broker, jobs
+from backup_tasks import jobs
 from backup_tasks.models import BackupRun, BackupSchedule
 
 
@@ -26,6 +26,8 @@ class SafePeriodicTaskAdmin(PeriodicTaskAdmin):
 
     @admin.action(description="Run selected tasks")
     def run_tasks(self, request, queryset):
+        from backup_tasks import broker
+
         try:
             return super().run_tasks(request, queryset)
         except broker.QUEUE_ERRORS as exc:

@@ -25,15 +25,13 @@ from collections.abc import Iterator
 from contextlib import suppress
 from datetime import UTC, date, datetime, time, timedelta
 
-import redis
 from celery import schedules
 from celery.beat import SchedulingError
 from django_celery_beat.schedulers import DatabaseScheduler, ModelEntry
 from django_celery_beat.tzcrontab import TzAwareCrontab
 
-from backup_tasks import broker, conf, flight
+from backup_tasks import conf
 from backup_tasks.log import run_logger
-from backup_tasks.tasks import SLOT_HEADER
 
 # Celery's beat log (the worker's console); scheduled_backup.log gets only
 # what an operator needs: missed runs and a second beat.
@@ -163,6 +161,8 @@ class PlantEntry(ModelEntry):
 
 
 class PlantScheduler(DatabaseScheduler):
+    # Redis, the locks and the tasks load with a beat, inside its methods:
+    # `backup_database --status` needs only PlantEntry, and starts faster without them.
     Entry = PlantEntry
 
     def __init__(self, *args, **kwargs) -> None:
@@ -176,11 +176,17 @@ class PlantScheduler(DatabaseScheduler):
     # -- one beat sends ---------------------------------------------------
 
     def tick(self, *args, **kwargs) -> float:
+        from backup_tasks import flight
+
         if not self._lead():
             return min(self.max_interval, flight.lock_ttl() / 3)
         return super().tick(*args, **kwargs)
 
     def _lead(self) -> bool:
+        import redis
+
+        from backup_tasks import broker, flight
+
         key = f"{flight.PREFIX}:beat"
         ttl_ms = flight.lock_ttl() * 1000
         try:
@@ -213,12 +219,18 @@ class PlantScheduler(DatabaseScheduler):
     def close(self) -> None:
         super().close()
         if self._leading:
+            import redis
+
+            from backup_tasks import broker, flight
+
             with suppress(redis.RedisError):  # If Redis is down, it expires by itself.
                 broker.client().eval(flight.RELEASE, 1, f"{flight.PREFIX}:beat", self._token)
 
     # -- slots and missed runs --------------------------------------------
 
     def apply_async(self, entry, producer=None, advance=True, **kwargs):
+        from backup_tasks.tasks import SLOT_HEADER
+
         due = entry.due_at()
         if due is not None:
             headers = {**entry.options.get("headers", {}), SLOT_HEADER: due.isoformat(sep=" ")}
@@ -226,6 +238,8 @@ class PlantScheduler(DatabaseScheduler):
         return super().apply_async(entry, producer=producer, advance=advance, **kwargs)
 
     def apply_entry(self, entry, producer=None) -> None:
+        from backup_tasks import broker
+
         logger.info("Scheduler: Sending due task %s (%s)", entry.name, entry.task)
         try:
             result = self.apply_async(entry, producer=producer, advance=False)

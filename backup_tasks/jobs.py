@@ -2,13 +2,14 @@
 
 Starting a job only enqueues its Celery task; the worker does the work. With
 the task queue down the answer is a message saying so, never an error page.
+
+The tasks and the Redis client load at the first job, not with every
+manage.py command: Django imports the admin, and so this module, at start-up.
 """
 
 from dataclasses import dataclass
 
 from django.contrib import messages
-
-from backup_tasks import broker, tasks
 
 RUN_PERMISSION = "backup_tasks.run_backup"
 
@@ -23,6 +24,8 @@ class Job:
 
     @property
     def task(self):
+        from backup_tasks import tasks
+
         return getattr(tasks, self.task_name)
 
 
@@ -40,6 +43,8 @@ JOBS = {
 
 def enqueue(job: Job, username: str) -> tuple[int, str]:
     """Queue a job for the worker; the message level and text to show the operator."""
+    from backup_tasks import broker, tasks
+
     try:
         result = job.task.apply_async(headers={tasks.REQUESTED_BY_HEADER: username})
     except broker.QUEUE_ERRORS as exc:
@@ -48,4 +53,6 @@ def enqueue(job: Job, username: str) -> tuple[int, str]:
 
 
 def unreachable_message(what: str, exc: BaseException) -> str:
+    from backup_tasks import broker
+
     return f"Could not queue {what}: {broker.unreachable(exc)}. Start Redis, or check CELERY_BROKER_URL."

@@ -25,7 +25,7 @@ from backup_tasks.manifest import HashingWriter, file_sha256, sidecar, write_che
 from backup_tasks.models import BackupRun
 from backup_tasks.retention import Candidate, Policy, plan, protect_newest_good
 from backup_tasks.runs import recorded
-from backup_tasks.safefile import atomic_output, discard, ensure_dir
+from backup_tasks.safefile import atomic_output, discard, ensure_dir, written_back
 from backup_tasks.status import StatusReport, backup_status, render_status
 from readings.models import Reading
 
@@ -216,7 +216,9 @@ def snapshot_database(
         ensure_space(layout.DB, root=root, alias=alias, trigger=trigger, first_estimate=engine.size_bytes())
         with atomic_output(folder, name_for, when, "the database backup") as out:
             if method == "none":
-                snapshot = engine.snapshot(out.tmp)
+                with written_back(out.tmp):
+                    snapshot = engine.snapshot(out.tmp, with_sha256=True)
+                sha256 = snapshot.sha256 or file_sha256(out.tmp)
             else:
                 # Verified as a plain database first, then compressed.
                 plain = out.tmp.with_name(out.tmp.name + ".plain.tmp")
@@ -225,7 +227,7 @@ def snapshot_database(
                     compression.compress_file(plain, out.tmp, method)
                 finally:
                     plain.unlink(missing_ok=True)
-            sha256 = file_sha256(out.tmp)
+                sha256 = file_sha256(out.tmp)
         return Written(out.final, snapshot.rows, sha256, snapshot.newest_reading)
 
     return _run(layout.DB, trigger=trigger, alias=alias, work=work)

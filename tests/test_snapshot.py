@@ -9,7 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import PROJECT
+from backup_tasks import safefile
+from backup_tasks.engines.sqlite import DamagedCopy, check_copy
+from tests.conftest import PROJECT, wait_until
+
+INDEX = "readings_reading_timestamp_e3ac056c"
 
 
 def rows(db: Path, where: str = "") -> list[tuple]:
@@ -86,3 +90,127 @@ def test_snapshot_of_a_200_mb_database_under_a_writer_every_20_ms(project, tmp_p
     assert in_snapshot[: len(committed_before)] == committed_before
     # Inserts made during the snapshot all landed in the live database.
     assert len(rows(project.db)) == 302_400 + report["written"]
+
+
+def add_readings(db: Path, count: int) -> None:
+    """Readings two seconds apart, written straight into the database."""
+    with sqlite3.connect(db) as conn:
+        conn.executemany(
+            "INSERT INTO readings_reading (water_temperature, air_temperature, humidity, setpoint,"
+            " pid_output, timestamp) VALUES (25.0, 24.0, 60.0, 25.0, 90.0,"
+            " datetime('2025-01-01', '+' || (? * 2) || ' seconds'))",
+            [(n,) for n in range(count)],
+        )
+
+
+def damage_a_leaf_page(db: Path, btree: str) -> None:
+    """Overwrite one leaf page of a table or index B-tree with garbage, as a bad disk would."""
+    with sqlite3.connect(db) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        pages = [
+            n
+            for (n,) in conn.execute(
+                "SELECT pageno FROM dbstat WHERE name = ? AND pagetype = 'leaf'", [btree]
+            )
+        ]
+    with db.open("r+b") as handle:
+        handle.seek(4096 * (pages[len(pages) // 2] - 1))
+        handle.write(b"\xa5" * 4096)
+
+
+@pytest.mark.parametrize("btree", ["readings_reading", INDEX])
+def test_a_damaged_page_of_any_btree_fails_the_snapshot_and_leaves_nothing(project, btree):
+    # The backup API copies pages without reading them: without the check of the
+    # copy, this snapshot would be written and named like a good one.
+    add_readings(project.db, 20_000)
+    damage_a_leaf_page(project.db, btree)
+
+    result = project.manage("backup_database", "--type", "db")
+
+    assert result.returncode == 1
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+    assert result.stderr.startswith(
+        f"Error: The database {project.db} is corrupt (database disk image is malformed)"
+    )
+    assert project.files() == []
+    assert list(project.backups.rglob(".*.tmp")) == []
+
+
+def test_an_index_that_lost_entries_fails_the_snapshot(project):
+    add_readings(project.db, 5_000)
+    with sqlite3.connect(project.db) as conn:
+        (sql,) = conn.execute("SELECT sql FROM sqlite_schema WHERE name = ?", [INDEX]).fetchone()
+        # An index holding only some rows, while the schema says it holds them all.
+        conn.execute(f"DROP INDEX {INDEX}")
+        conn.execute(f"{sql} WHERE id > 1000")
+        conn.execute("PRAGMA writable_schema = ON")
+        conn.execute("UPDATE sqlite_schema SET sql = ? WHERE name = ?", [sql, INDEX])
+
+    result = project.manage("backup_database", "--type", "db")
+
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"Error: The database {project.db} is corrupt (integrity check: row 1 missing from index {INDEX}): "
+        "restore it from the last good backup. Earlier backups were not touched.\n"
+    )
+    assert project.files() == []
+
+
+def test_an_index_whose_entries_disagree_with_its_rows_fails_the_snapshot(project):
+    # As many entries as rows, each readable: only a cell-by-cell check sees
+    # that the index holds timestamps where the schema says humidity.
+    add_readings(project.db, 5_000)
+    with sqlite3.connect(project.db) as conn:
+        conn.execute("PRAGMA writable_schema = ON")
+        conn.execute(
+            "UPDATE sqlite_schema SET sql = ? WHERE name = ?",
+            [f'CREATE INDEX "{INDEX}" ON "readings_reading" ("humidity")', INDEX],
+        )
+
+    result = project.manage("backup_database", "--type", "db")
+
+    assert result.returncode == 1
+    assert result.stderr.startswith(
+        f"Error: The database {project.db} is corrupt (integrity check: row 1 missing from index {INDEX})"
+    )
+    assert project.files() == []
+
+
+def test_the_check_of_a_copy_counts_its_readings_and_refuses_a_short_or_foreign_file(project, tmp_path):
+    add_readings(project.db, 1_000)
+    copy = tmp_path / "copy.sqlite3"
+    with sqlite3.connect(project.db) as source, sqlite3.connect(copy) as target:
+        source.backup(target)
+
+    assert check_copy(copy) == (1_000, "2025-01-01 00:33:18")
+
+    size = copy.stat().st_size
+    with copy.open("r+b") as handle:
+        handle.truncate(size - 4096)
+    with pytest.raises(DamagedCopy, match=f"its copy has {size - 4096:,} bytes where its header says"):
+        check_copy(copy)
+    copy.write_bytes(b"id,temperature\n" * 500)
+    with pytest.raises(DamagedCopy, match="not a SQLite database"):
+        check_copy(copy)
+
+
+def test_a_growing_file_goes_to_disk_chunk_by_chunk_while_it_is_written(tmp_path, monkeypatch):
+    flushed: list[tuple[int, int]] = []
+    monkeypatch.setattr(
+        safefile, "_sync_range_function", lambda: lambda fd, start, length: flushed.append((start, length))
+    )
+    path = tmp_path / "big.tmp"
+    megabyte = 1 << 20
+
+    with safefile.written_back(path, chunk=megabyte), path.open("wb") as handle:
+        for written in range(megabyte, 5 * megabyte, megabyte):
+            handle.write(bytes(megabyte))
+            handle.flush()
+            # Each new megabyte is written back while the file is still growing.
+            wait_until(
+                lambda end=written: flushed and sum(flushed[-1]) == end, what="the new part written back"
+            )
+
+    ends = [0] + [start + length for start, length in flushed]
+    assert [start for start, _ in flushed] == ends[:-1]  # one range after the other, none twice
+    assert ends[-1] == 4 * megabyte

@@ -1,6 +1,8 @@
 """The guide's BACKUP STATUS report."""
 
 import re
+import subprocess
+import sys
 from datetime import UTC, datetime
 
 import pytest
@@ -107,3 +109,26 @@ def test_status_without_a_database_reports_it_and_fails(project):
     assert f"  Database not available: The database {project.db} does not exist" in result.stdout
     assert result.stderr.startswith(f"Error: The database {project.db} does not exist")
     assert not project.db.exists()
+
+
+def test_status_starts_without_the_redis_client_or_the_tasks(project):
+    # Start-up is as long as the status query at a month of readings: it must not
+    # load what only the worker, the beat's locks and the admin actions use.
+    code = (
+        "import sys, django; django.setup(); "
+        "from django.core.management import call_command; "
+        "call_command('backup_database', '--status'); "
+        "print([m for m in ('redis', 'backup_tasks.tasks', 'backup_tasks.restore') if m in sys.modules])"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        env=project.env,
+        cwd=project.root,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+
+    report, loaded = result.stdout.rsplit("\n", 2)[:2]
+    assert "\nSchedules:\n  Daily backup and cleanup: next run " in report
+    assert loaded == "[]"

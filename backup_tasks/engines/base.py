@@ -31,6 +31,7 @@ def plain_number(value: float) -> str:
 class Snapshot:
     rows: int
     newest_reading: datetime | None
+    sha256: str | None = None  # Of the file, when asked for and computed along the way.
 
 
 class Engine:
@@ -52,8 +53,8 @@ class Engine:
         """About how large a snapshot will be (0: unknown)."""
         return 0
 
-    def snapshot(self, target: Path) -> Snapshot:
-        """Write a consistent copy of the whole database to target; say what it holds."""
+    def snapshot(self, target: Path, *, with_sha256: bool = False) -> Snapshot:
+        """Write a consistent, checked copy of the whole database to target; say what it holds."""
         raise BackupError(
             f"Database snapshots are not supported for {self.settings_dict['ENGINE']}: "
             "use the CSV and JSON exports, or the database's own dump tool."

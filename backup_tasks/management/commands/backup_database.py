@@ -11,7 +11,6 @@ from django.core.management.base import BaseCommand, CommandError
 from backup_tasks import conf, layout, services
 from backup_tasks.errors import BackupError
 from backup_tasks.health import backup_health
-from backup_tasks.restore import restore_drill, restore_snapshot
 from backup_tasks.status import backup_status, render_status
 from backup_tasks.verify import verify_backups
 
@@ -326,6 +325,8 @@ class Command(BaseCommand):
             self.stdout.flush()
             return input("Type 'yes' to restore: ").strip().lower() == "yes"
 
+        from backup_tasks.restore import restore_snapshot  # With the Redis client: only when restoring.
+
         result = restore_snapshot(path=path, trigger=trigger, confirm=confirm)
         self.stdout.write(
             f"Safety snapshot of the live database: {layout.display_str(result.safety_snapshot)}"
@@ -336,6 +337,8 @@ class Command(BaseCommand):
         )
 
     def _drill(self, trigger: str) -> None:
+        from backup_tasks.restore import restore_drill
+
         result = restore_drill(trigger=trigger)
         self.stdout.write(
             f"Restore drill passed: {layout.display_str(result.path)} restored to a scratch file with "
