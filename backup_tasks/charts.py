@@ -36,13 +36,10 @@ def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
     raw = (high - low) / max(count - 1, 1)
     magnitude = 10 ** math.floor(math.log10(raw))
     step = next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw)
-    first = math.floor(low / step) * step
-    ticks = []
-    value = first
-    while value <= high + step * 0.5:
-        ticks.append(round(value, 10))
-        value += step
-    return ticks
+    ticks = [math.floor(low / step) * step]
+    while ticks[-1] < high:  # the top tick at or above the highest value
+        ticks.append(ticks[0] + step * len(ticks))
+    return [round(tick, 10) for tick in ticks]
 
 
 def _number(value: float) -> str:
@@ -62,8 +59,12 @@ def line_chart(
     *,
     unit: str,
     empty_text: str,
+    from_zero: bool = False,
 ) -> SafeString:
-    """An SVG line chart of time series between start and end, in the plant's zone."""
+    """An SVG line chart of time series between start and end, in the plant's zone.
+
+    from_zero: the value axis starts at 0 (sizes, durations), not at the lowest value.
+    """
     values = [v for s in series for _, v in s.points if v is not None]
     parts = [
         f'<svg id="{escape(chart_id)}" class="chart" role="img" viewBox="0 0 {WIDTH} {HEIGHT}" '
@@ -80,7 +81,7 @@ def line_chart(
         )
         return mark_safe("".join(parts))
 
-    ticks = nice_ticks(min(values), max(values))
+    ticks = nice_ticks(0.0 if from_zero else min(values), max(values))
     low, high = ticks[0], ticks[-1]
     span = (end - start).total_seconds() or 1.0
 

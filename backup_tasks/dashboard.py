@@ -33,6 +33,7 @@ DASHBOARD_PERMISSION = "backup_tasks.view_dashboard"
 RECENT_RUNS = 20
 FILES_PER_KIND = 10
 BACKUP_CHART_DAYS = 30
+MB = 1024 * 1024  # as human_size() counts, so the chart and the tables agree
 # Kinds whose runs leave a file; their sizes and durations are charted.
 FILE_KINDS = (BackupRun.Kind.SNAPSHOT, BackupRun.Kind.CSV, BackupRun.Kind.JSON)
 KIND_COLOURS = {"snapshot": "#1565c0", "csv": "#2e7d32", "json": "#ef6c00"}
@@ -144,7 +145,7 @@ def backup_charts(now: datetime) -> list:
     durations: dict[str, list] = {kind: [] for kind in FILE_KINDS}
     for kind, started, size, duration in runs:
         if size is not None:
-            sizes[kind].append((started, size / 1_000_000))
+            sizes[kind].append((started, size / MB))
         if duration is not None:
             durations[kind].append((started, duration))
 
@@ -166,6 +167,7 @@ def backup_charts(now: datetime) -> list:
             end=now,
             unit="MB",
             empty_text=empty,
+            from_zero=True,
         ),
         charts.line_chart(
             "chart-durations",
@@ -175,6 +177,7 @@ def backup_charts(now: datetime) -> list:
             end=now,
             unit="s",
             empty_text=empty,
+            from_zero=True,
         ),
     ]
 
@@ -202,6 +205,7 @@ class BackupFile:
     modified: datetime
     sha256: str
     url: str | None
+    checksum_url: str | None
 
 
 def kind_summaries() -> list[KindSummary]:
@@ -234,6 +238,7 @@ def backup_files(can_download: bool) -> list[BackupFile]:
                     modified=datetime.fromtimestamp(stat.st_mtime, tz=UTC),
                     sha256=checksum,
                     url=downloads.url_for(path) if can_download else None,
+                    checksum_url=downloads.url_for(sidecar(path)) if can_download and checksum else None,
                 )
             )
     return files

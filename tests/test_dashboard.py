@@ -140,7 +140,10 @@ def test_the_files_table_lists_the_newest_backups_with_their_checksums(shift_lea
     checksum = (backup_dir / "database" / f"{snapshot.name}.sha256").read_text().split()[0]
     files = section(page, "files")
     assert f"database/{snapshot.name}" in files
-    assert f'<code class="sha256">{checksum}</code>' in files
+    assert (
+        f'<code class="sha256">{checksum}</code> <a class="checksum" '
+        f'href="/admin/backups/download/database/{snapshot.name}.sha256" download>.sha256</a>'
+    ) in files
     runs = section(page, "runs")
     assert '<tr data-kind="snapshot" data-status="succeeded">' in runs
     assert snapshot.name in runs
@@ -341,8 +344,6 @@ def test_the_dashboard_itself_is_get_only(viewer):
     assert viewer.post(DASHBOARD).status_code == 405
 
 
-# A checkout has no collectstatic output; WhiteNoise warns about that and serves nothing else.
-@pytest.mark.filterwarnings("ignore:No directory at")
 def test_the_backup_folder_is_served_nowhere_outside_admin(backup_dir, settings):
     """Through the WSGI application gunicorn serves (static files included), as a superuser would ask."""
     from io import BytesIO
@@ -382,3 +383,18 @@ def test_the_backup_folder_is_served_nowhere_outside_admin(backup_dir, settings)
         "/static/",
     ):
         assert status_of(path).startswith("404"), path
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "ticks"),
+    [
+        (13.7, 41.3, [10, 20, 30, 40, 50]),  # the top tick above the highest value, never below
+        (0.0, 41.3, [0, 20, 40, 60]),
+        (20.9, 27.3, [20, 22, 24, 26, 28]),
+        (0.0, 0.0, [0, 0.5, 1]),  # nothing to spread: a unit's range
+    ],
+)
+def test_the_value_axis_covers_every_value(low, high, ticks):
+    from backup_tasks.charts import nice_ticks
+
+    assert nice_ticks(low, high) == ticks
