@@ -1,6 +1,7 @@
 """docker-compose.yml, the systemd unit and the web server are what README describes."""
 
 import configparser
+import os
 import re
 import shlex
 import subprocess
@@ -118,3 +119,55 @@ def fetch(url: str, timeout: float = 20) -> Response:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.1)
+
+
+def test_the_web_command_keeps_sending_a_download_that_outlasts_the_worker_timeout(project):
+    """gunicorn's sync workers are killed mid-response after --timeout; a year's export or a
+    snapshot over a slow link takes longer than that. The web command must finish them."""
+    snapshot = project.backups / "database" / "db_backup_20250111_080000.sqlite3"
+    snapshot.parent.mkdir(parents=True)
+    content = os.urandom(48 * 1024 * 1024)
+    snapshot.write_bytes(content)
+    session = project.manage(
+        "shell",
+        "-c",
+        "from django.contrib.auth.models import User\n"
+        "from django.contrib.sessions.backends.db import SessionStore\n"
+        "user = User.objects.create_superuser('root', password=None)\n"
+        "session = SessionStore()\n"
+        "session.update({'_auth_user_id': str(user.pk), '_auth_user_hash': user.get_session_auth_hash(),\n"
+        "    '_auth_user_backend': 'django.contrib.auth.backends.ModelBackend'})\n"
+        "session.create()\n"
+        "print(session.session_key)",
+        check=True,
+    ).stdout.split()[-1]  # after shell's "N objects imported automatically"
+    port = free_port()
+    command = compose()["services"]["web"]["command"].replace("0.0.0.0:8000", f"127.0.0.1:{port}")
+    web = subprocess.Popen(
+        [str(Path(sys.executable).parent / "gunicorn"), *shlex.split(command)[1:], "--timeout", "2"],
+        cwd=PROJECT,
+        env=project.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        fetch(f"http://127.0.0.1:{port}/admin/login/")  # up
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/admin/backups/download/database/{snapshot.name}",
+            headers={"Cookie": f"sessionid={session}"},
+        )
+        received = bytearray()
+        began = time.monotonic()
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            assert answer.status == 200
+            while chunk := answer.read(1024 * 1024):
+                received += chunk
+                time.sleep(0.1)  # a slow link: about 10 MB/s
+        took = time.monotonic() - began
+    finally:
+        web.terminate()
+        web.wait(10)
+
+    assert len(received) == len(content)
+    assert bytes(received) == content
+    assert took > 4  # well past the 2 s timeout
