@@ -5,7 +5,10 @@ plus charts drawn on the server from a few hundred points the database has
 already averaged, so the page stays fast over a year of readings.
 """
 
+import os
+import re
 import shutil
+import stat
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,7 +16,7 @@ from pathlib import Path
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Avg, F, Func, IntegerField, Value
-from django.db.models.functions import Cast
+from django.db.models.functions import Cast, Substr
 from django.http import HttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
@@ -26,7 +29,7 @@ from backup_tasks.health import backup_health
 from backup_tasks.manifest import sidecar
 from backup_tasks.models import BackupRun
 from backup_tasks.services import free_bytes, human_size
-from backup_tasks.status import backup_status, render_status, schedule_lines
+from backup_tasks.status import backup_status, render_status, schedule_times
 from readings.models import Reading
 
 DASHBOARD_PERMISSION = "backup_tasks.view_dashboard"
@@ -46,7 +49,9 @@ class EpochSeconds(Func):
 
     def as_sqlite(self, compiler, connection, **extra):
         # strftime's format goes in as a parameter: a literal %s would be taken for one.
-        seconds = Func(Value("%s"), *self.get_source_expressions(), function="strftime")
+        # Whole seconds only: strftime would round 11:49:59.9999 up into the next bucket.
+        [timestamp] = self.get_source_expressions()
+        seconds = Func(Value("%s"), Substr(timestamp, 1, 19), function="strftime")
         return Cast(seconds, IntegerField()).as_sql(compiler, connection, **extra)
 
     def as_postgresql(self, compiler, connection, **extra):
@@ -208,6 +213,26 @@ class BackupFile:
     checksum_url: str | None
 
 
+SHA256_LINE = re.compile(rb"([0-9a-f]{64})  ")
+
+
+def recorded_checksum(path: Path) -> str:
+    """The SHA-256 a .sha256 file records, or '' when it is missing or not one of ours.
+
+    Read like the downloads read files: never through a link, and no more than
+    a checksum line, so a planted link or pipe can show nothing and block nothing.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return ""
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return ""
+        match = SHA256_LINE.match(handle.read(512))
+    return match.group(1).decode() if match else ""
+
+
 def kind_summaries() -> list[KindSummary]:
     runs = BackupRun.objects.all()
     return [
@@ -220,22 +245,25 @@ def backup_files(can_download: bool) -> list[BackupFile]:
     root = conf.backup_dir()
     files = []
     for kind in layout.KINDS.values():
-        for _, path in reversed(layout.backups(kind, root)[-FILES_PER_KIND:]):
+        try:
+            newest = layout.backups(kind, root)[-FILES_PER_KIND:]
+        except OSError:  # a folder the web server may not read: the table says nothing of it
+            continue
+        for _, path in reversed(newest):
             try:
-                stat = path.stat()
+                info = path.lstat()
             except OSError:
                 continue  # removed by cleanup since the folder was listed
-            try:
-                checksum = sidecar(path).read_text().split(maxsplit=1)[0]
-            except (OSError, IndexError):
-                checksum = ""
+            if not stat.S_ISREG(info.st_mode):
+                continue  # a link or anything else that is not one of our files
+            checksum = recorded_checksum(sidecar(path))
             files.append(
                 BackupFile(
                     kind=kind.label,
                     path=path,
                     name=f"{kind.folder}/{path.name}",
-                    size=human_size(stat.st_size),
-                    modified=datetime.fromtimestamp(stat.st_mtime, tz=UTC),
+                    size=human_size(info.st_size),
+                    modified=datetime.fromtimestamp(info.st_mtime, tz=UTC),
                     sha256=checksum,
                     url=downloads.url_for(path) if can_download else None,
                     checksum_url=downloads.url_for(sidecar(path)) if can_download and checksum else None,
@@ -276,7 +304,7 @@ def dashboard(request):
         "title": "Backup dashboard",
         "health": health,
         "health_name": HEALTH_NAMES[health.code],
-        "schedules": [line.split(": ", 1) for line in schedule_lines("default")],
+        "schedules": schedule_times("default"),
         "kinds": kind_summaries(),
         "runs": BackupRun.objects.all()[:RECENT_RUNS],
         "files": backup_files(can_download),

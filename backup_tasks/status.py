@@ -134,19 +134,24 @@ def run_lines(alias: str) -> list[str]:
 
 def schedule_lines(alias: str) -> list[str]:
     """The next run of each of our periodic tasks, as the scheduler computes it."""
+    return [f"{name}: {when}" for name, when in schedule_times(alias)]
+
+
+def schedule_times(alias: str) -> list[tuple[str, str]]:
+    """(name, "next run YYYY-MM-DD HH:MM:SS" or "disabled") of each of our periodic tasks."""
     from celery import current_app
 
     from backup_tasks.beat import PlantEntry
     from backup_tasks.models import BackupSchedule
 
     now = timezone.now()
-    lines = []
+    times = []
     for task in BackupSchedule.objects.using(alias).ours().order_by("name"):
         if not task.enabled:
-            lines.append(f"{task.name}: disabled")
+            times.append((task.name, "disabled"))
             continue
         # An interval counts from its last run; a crontab from now.
         since = task.last_run_at if task.interval_id and task.last_run_at else now
         nxt = PlantEntry(task, app=current_app).due_after(since)
-        lines.append(f"{task.name}: next run {_when(max(nxt, now) if nxt else None)}")
-    return lines
+        times.append((task.name, f"next run {_when(max(nxt, now) if nxt else None)}"))
+    return times

@@ -149,6 +149,29 @@ def test_the_files_table_lists_the_newest_backups_with_their_checksums(shift_lea
     assert snapshot.name in runs
 
 
+def test_a_checksum_file_is_shown_only_when_it_is_ours(shift_lead, backup_dir, tmp_path):
+    import os
+
+    folder = backup_dir / "database"
+    folder.mkdir(parents=True)
+    good, linked, piped, junk = (folder / f"db_backup_20250111_0{n}0000.sqlite3" for n in range(4))
+    for path in (good, linked, piped, junk):
+        path.write_bytes(b"SQLite format 3\x00")
+    (folder / f"{good.name}.sha256").write_text(f"{'a' * 64}  {good.name}\n")
+    secret = tmp_path / "secret"
+    secret.write_text(f"{'b' * 64}  anything\n")
+    (folder / f"{linked.name}.sha256").symlink_to(secret)  # would show another file's first word
+    os.mkfifo(folder / f"{piped.name}.sha256")  # would block the request forever
+    (folder / f"{junk.name}.sha256").write_text("<script>alert(1)</script>  x\n")
+
+    files = section(shift_lead.get(DASHBOARD).content.decode(), "files")
+
+    shown = re.findall(r'<code class="sha256">([^<]*)</code>', files)
+    assert shown == ["", "", "", "a" * 64]  # newest first
+    assert "b" * 64 not in files
+    assert "alert" not in files
+
+
 def test_an_empty_plant_gets_a_dashboard_not_an_error(viewer):
     page = viewer.get(DASHBOARD).content.decode()
 
@@ -173,6 +196,7 @@ def test_readings_are_averaged_per_bucket_in_the_database(backup_dir):
     add(20.0, 30.0, 50, 25.0, 1, datetime(2026, 3, 29, 11, 40, 0, tzinfo=UTC))  # first bucket
     add(22.0, 31.0, 50, 25.0, 1, datetime(2026, 3, 29, 11, 49, 59, tzinfo=UTC))  # first bucket
     add(26.5, 28.0, 50, 26.0, 1, datetime(2026, 3, 29, 12, 35, 0, tzinfo=UTC))  # last bucket
+    add(24.0, 32.0, 50, 25.0, 1, datetime(2026, 3, 29, 11, 49, 59, 999_999, tzinfo=UTC))  # first bucket
     add(99.0, 99.0, 50, 99.0, 1, datetime(2026, 3, 29, 11, 39, 59, tzinfo=UTC))  # before the window
     add(99.0, 99.0, 50, 99.0, 1, datetime(2026, 3, 29, 12, 40, 0, tzinfo=UTC))  # after it
 
@@ -180,8 +204,8 @@ def test_readings_are_averaged_per_bucket_in_the_database(backup_dir):
 
     assert [label for label in (water.label, air.label, setpoint.label)] == ["Water", "Air", "Setpoint"]
     assert [moment for moment, _ in water.points] == [start + timedelta(minutes=5 + 10 * i) for i in range(6)]
-    assert [value for _, value in water.points] == [21.0, None, None, None, None, 26.5]
-    assert [value for _, value in air.points] == [30.5, None, None, None, None, 28.0]
+    assert [value for _, value in water.points] == [22.0, None, None, None, None, 26.5]
+    assert [value for _, value in air.points] == [31.0, None, None, None, None, 28.0]
     assert [value for _, value in setpoint.points] == [25.0, None, None, None, None, 26.0]
 
 
