@@ -422,3 +422,42 @@ def test_the_value_axis_covers_every_value(low, high, ticks):
     from backup_tasks.charts import nice_ticks
 
     assert nice_ticks(low, high) == ticks
+
+
+def test_the_time_axis_keeps_to_plant_wall_clock_across_daylight_saving(settings):
+    from zoneinfo import ZoneInfo
+
+    from backup_tasks.charts import time_ticks
+
+    settings.TIME_ZONE = "Europe/Berlin"
+    berlin = ZoneInfo("Europe/Berlin")
+    # 29 March 2026 has 23 hours in Berlin; 25 October 2026 has 25.
+    for day, hours in ((29, 23), (25, 25)):
+        month = 3 if day == 29 else 10
+        start = datetime(2026, month, day, tzinfo=berlin).astimezone(UTC)
+        end = datetime(2026, month, day + 1, tzinfo=berlin).astimezone(UTC)
+        assert end - start == timedelta(hours=hours)
+
+        ticks = time_ticks(start, end)
+
+        assert [label for _, label in ticks] == [
+            "00:00",
+            "04:00",
+            "08:00",
+            "12:00",
+            "16:00",
+            "20:00",
+            "00:00",
+        ]
+        assert [moment.astimezone(berlin).hour for moment, _ in ticks] == [0, 4, 8, 12, 16, 20, 0]
+    week = time_ticks(datetime(2026, 3, 26, 12, tzinfo=UTC), datetime(2026, 4, 2, 12, tzinfo=UTC))
+    assert [label for _, label in week] == [
+        "27.03.",
+        "28.03.",
+        "29.03.",
+        "30.03.",
+        "31.03.",
+        "01.04.",
+        "02.04.",
+    ]
+    assert {moment.astimezone(berlin).hour for moment, _ in week} == {0}

@@ -1,6 +1,7 @@
 """Database snapshots: consistent under a live writer, complete, and restorable."""
 
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -214,3 +215,15 @@ def test_a_growing_file_goes_to_disk_chunk_by_chunk_while_it_is_written(tmp_path
     ends = [0] + [start + length for start, length in flushed]
     assert [start for start, _ in flushed] == ends[:-1]  # one range after the other, none twice
     assert ends[-1] == 4 * megabyte
+
+
+def test_a_snapshot_is_written_back_with_the_kernels_own_call_on_linux(tmp_path):
+    sync_range = safefile._sync_range_function()
+    path = tmp_path / "file"
+    path.write_bytes(os.urandom(1 << 20))
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        sync_range(fd, 0, 1 << 20)  # raises if neither sync_file_range nor the fallback works
+    finally:
+        os.close(fd)
+    assert sync_range.__name__ == "sync_range"  # sync_file_range was found, not the fdatasync fallback
