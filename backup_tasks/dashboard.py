@@ -5,9 +5,7 @@ plus charts drawn on the server from a few hundred points the database has
 already averaged, so the page stays fast over a year of readings.
 """
 
-import os
 import re
-import shutil
 import stat
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -28,7 +26,8 @@ from backup_tasks.health import NAMES as HEALTH_NAMES
 from backup_tasks.health import backup_health
 from backup_tasks.manifest import sidecar
 from backup_tasks.models import BackupRun
-from backup_tasks.services import free_bytes, human_size
+from backup_tasks.safefile import disk_usage, open_regular
+from backup_tasks.services import human_size
 from backup_tasks.status import backup_status, render_status, schedule_times
 from readings.models import Reading
 
@@ -223,12 +222,10 @@ def recorded_checksum(path: Path) -> str:
     a checksum line, so a planted link or pipe can show nothing and block nothing.
     """
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        handle = open_regular(path)
     except OSError:
         return ""
-    with os.fdopen(fd, "rb") as handle:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return ""
+    with handle:
         match = SHA256_LINE.match(handle.read(512))
     return match.group(1).decode() if match else ""
 
@@ -274,15 +271,7 @@ def backup_files(can_download: bool) -> list[BackupFile]:
 
 def disk_space() -> dict:
     folder = conf.backup_dir()
-    free = free_bytes(folder)
-    for candidate in (folder, *folder.parents):
-        try:
-            total = shutil.disk_usage(candidate).total
-            break
-        except OSError:
-            continue
-    else:
-        total = 0
+    total, free = disk_usage(folder) or (0, 0)
     return {
         "folder": str(folder),
         "free": human_size(free),

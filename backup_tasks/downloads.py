@@ -8,7 +8,6 @@ may be a link (a mounted disk, say); below it, the path must resolve to itself.
 """
 
 import os
-import stat
 from pathlib import Path, PurePosixPath
 
 from django.core.exceptions import PermissionDenied
@@ -19,6 +18,7 @@ from django.views.decorators.http import require_safe
 from backup_tasks import conf, layout
 from backup_tasks.log import run_logger
 from backup_tasks.manifest import SUFFIX
+from backup_tasks.safefile import open_regular
 
 DOWNLOAD_PERMISSION = "backup_tasks.download_backup"
 
@@ -81,16 +81,6 @@ def url_for(path: Path | str) -> str | None:
     return None
 
 
-def _open(path: Path):
-    """Open path without following a link swapped in since it was checked."""
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
-    handle = os.fdopen(fd, "rb")
-    if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-        handle.close()
-        raise OSError("not a regular file")
-    return handle
-
-
 def _refuse(request, name: str, reason: str) -> None:
     # repr: a requested name may hold newlines or NULs meant to forge log lines.
     run_logger().warning("Download refused to %s: %r (%s)", request.user.get_username(), name, reason)
@@ -104,7 +94,7 @@ def download(request, name: str):
         raise PermissionDenied
     try:
         path = servable(name)
-        handle = _open(path)
+        handle = open_regular(path)
     except (Http404, OSError):
         _refuse(request, name, "not a backup file")
         raise Http404("No such backup file.") from None

@@ -1,7 +1,6 @@
 """Failures a plant operator can act on; each message says what is wrong and what to do."""
 
 import errno
-import shutil
 from pathlib import Path
 
 
@@ -33,12 +32,10 @@ class DatabaseBusy(BackupError):
 
 
 def _free_mb(path: Path) -> str:
-    for candidate in (path, *path.parents):
-        try:
-            return f"{shutil.disk_usage(candidate).free / 1_000_000:,.0f} MB free"
-        except OSError:
-            continue
-    return "free space unknown"
+    from backup_tasks.safefile import disk_usage  # safefile imports this module
+
+    usage = disk_usage(path)
+    return "free space unknown" if usage is None else f"{usage[1] / 1_000_000:,.0f} MB free"
 
 
 def from_os_error(exc: OSError, path: Path, what: str) -> BackupError:

@@ -12,6 +12,8 @@ import ctypes.util
 import errno
 import os
 import secrets
+import shutil
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -98,6 +100,28 @@ def _sync_range_function() -> Callable[[int, int, int], None]:
             os.fdatasync(fd)  # Not supported by this filesystem.
 
     return sync_range
+
+
+def disk_usage(path: Path) -> tuple[int, int] | None:
+    """(total, free) bytes of the disk path is on, or will be on once created; None if unknown."""
+    for candidate in (path, *path.parents):
+        try:
+            usage = shutil.disk_usage(candidate)
+        except OSError:
+            continue
+        return usage.total, usage.free
+    return None
+
+
+def open_regular(path: Path):
+    """Open a regular file for reading, never through a symbolic link (a link swapped in
+    since the path was checked) and never blocking on a pipe; OSError for anything else."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    handle = os.fdopen(fd, "rb")
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        handle.close()
+        raise OSError("not a regular file")
+    return handle
 
 
 @contextmanager

@@ -5,7 +5,6 @@ functions and hold no backup logic of their own.
 """
 
 import itertools
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, closing
@@ -25,7 +24,7 @@ from backup_tasks.manifest import HashingWriter, file_sha256, sidecar, write_che
 from backup_tasks.models import BackupRun
 from backup_tasks.retention import Candidate, Policy, plan, protect_newest_good
 from backup_tasks.runs import recorded
-from backup_tasks.safefile import atomic_output, discard, ensure_dir, written_back
+from backup_tasks.safefile import atomic_output, discard, disk_usage, ensure_dir, written_back
 from backup_tasks.status import StatusReport, backup_status, render_status
 from readings.models import Reading
 
@@ -122,12 +121,8 @@ SPACE_SLACK = 1_000_000
 
 
 def free_bytes(folder: Path) -> int:
-    for candidate in (folder, *folder.parents):
-        try:
-            return shutil.disk_usage(candidate).free
-        except OSError:
-            continue
-    return 0
+    usage = disk_usage(folder)
+    return 0 if usage is None else usage[1]
 
 
 def expected_size(kind: layout.Kind, root: Path | None, first_estimate: int = 0) -> int:
