@@ -1,6 +1,7 @@
 """Shared fixtures: real SQLite files in tmp_path and real manage.py processes."""
 
 import itertools
+import json
 import os
 import shutil
 import signal
@@ -84,6 +85,34 @@ def backup_files(folder: Path) -> list[str]:
         for p in folder.rglob("*")
         if p.is_file() and not p.name.startswith("scheduled_backup.log") and p.suffix != ".sha256"
     )
+
+
+def operator(username: str, *permissions: str):
+    """A staff user with exactly these permissions (codenames); no password, for force_login."""
+    from django.contrib.auth.models import Permission, User
+
+    user = User.objects.create_user(username, is_staff=True)
+    for codename in permissions:
+        user.user_permissions.add(Permission.objects.get(codename=codename))
+    return user
+
+
+# Ends a script run by measure(): its peak resident memory, as JSON's last word.
+# VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent across exec.
+PEAK_KB = 'peak_kb = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))\n'
+
+
+def measure(project: Project, script: str, *args: str) -> dict:
+    """Run a Python script in a fresh process on the project's settings; the JSON it prints."""
+    out = subprocess.run(
+        [sys.executable, "-c", script, *args],
+        env=project.env,
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return json.loads(out)
 
 
 def wait_until(condition, timeout: float = 30, what: str = "condition") -> None:

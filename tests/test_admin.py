@@ -6,14 +6,14 @@ import socket
 import time
 
 import pytest
-from django.contrib.auth.models import Permission, User
+from django.contrib.auth.models import User
 from django.contrib.messages import get_messages
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
 from backup_tasks.broker import client as broker_client
 from backup_tasks.schedules import install_default_schedules
 
-from .conftest import free_port, use_broker, wait_until
+from .conftest import free_port, operator, use_broker, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -24,13 +24,6 @@ PAGE = "/admin/backup_tasks/backupschedule/"
 def schedules():
     PeriodicTask.objects.all().delete()
     install_default_schedules(PeriodicTask, CrontabSchedule, "UTC")
-
-
-def operator(username: str, *permissions: str) -> User:
-    user = User.objects.create_user(username, is_staff=True)  # force_login: no password to hash
-    for codename in permissions:
-        user.user_permissions.add(Permission.objects.get(codename=codename))
-    return user
 
 
 @pytest.fixture

@@ -16,8 +16,8 @@ from backup_tasks.schedules import install_default_schedules
 from backup_tasks.status import backup_status, render_status
 from readings.models import Reading
 
-from .conftest import free_port, use_broker
-from .test_admin import UUID, operator, queued
+from .conftest import free_port, operator, use_broker
+from .test_admin import UUID, queued
 from .test_exports import add
 
 pytestmark = pytest.mark.django_db(transaction=True)

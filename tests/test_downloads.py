@@ -11,6 +11,7 @@ from django.http import FileResponse
 
 from backup_tasks import downloads, services
 from readings.models import Reading
+from tests.conftest import operator
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -20,13 +21,6 @@ DB_NAME = "database/db_backup_20250111_143022.sqlite3"
 CSV_NAME = "csv_exports/readings_20250111_143022.csv"
 JSON_NAME = "json_exports/readings_20250111_143022.json"
 SECRET = b"not for download\n"
-
-
-def operator(username: str, *permissions: str) -> User:
-    user = User.objects.create_user(username, is_staff=True)
-    for codename in permissions:
-        user.user_permissions.add(Permission.objects.get(codename=codename))
-    return user
 
 
 @pytest.fixture

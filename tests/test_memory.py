@@ -1,35 +1,26 @@
 """Exports stream: peak memory does not grow with the number of readings."""
 
-import json
-import subprocess
-import sys
-
 import pytest
 
-from tests.conftest import PROJECT
+from tests.conftest import PEAK_KB, measure
 
-MEASURE = """
+MEASURE = (
+    """
 import json, sys
 import django
 django.setup()
 from backup_tasks import services
 result = getattr(services, sys.argv[1])()
-# VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent across exec.
-peak_kb = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+"""
+    + PEAK_KB
+    + """
 print(json.dumps({"rows": result.rows, "peak_kb": peak_kb}))
 """
+)
 
 
 def peak_rss_mb(project, service: str) -> tuple[int, float]:
-    out = subprocess.run(
-        [sys.executable, "-c", MEASURE, service],
-        env=project.env,
-        cwd=PROJECT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    report = json.loads(out)
+    report = measure(project, MEASURE, service)
     return report["rows"], report["peak_kb"] / 1024
 
 

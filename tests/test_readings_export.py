@@ -3,21 +3,18 @@
 import hashlib
 import json
 import logging
-import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from django.contrib.auth.models import Permission, User
 from django.contrib.messages import get_messages
 from django.http import StreamingHttpResponse
 from django.test import Client
 
 from backup_tasks import services
 from readings.models import Reading
-from tests.conftest import PROJECT
+from tests.conftest import PEAK_KB, measure, operator
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -39,13 +36,6 @@ def add(water, pid, when):
         pid_output=pid,
         timestamp=when,
     )
-
-
-def operator(username: str, *permissions: str) -> User:
-    user = User.objects.create_user(username, is_staff=True)
-    for codename in permissions:
-        user.user_permissions.add(Permission.objects.get(codename=codename))
-    return user
 
 
 @pytest.fixture
@@ -280,7 +270,8 @@ def test_the_export_form_needs_its_csrf_token(readings):
     assert accepted.streaming
 
 
-MEASURE = """
+MEASURE = (
+    """
 import hashlib, json, sys
 import django
 django.setup()
@@ -299,22 +290,16 @@ for block in response.streaming_content:
     digest.update(block)
     size += len(block)
     blocks += 1
-# VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent across exec.
-peak_kb = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+"""
+    + PEAK_KB
+    + """
 print(json.dumps({"sha256": digest.hexdigest(), "size": size, "blocks": blocks, "peak_kb": peak_kb}))
 """
+)
 
 
 def streamed(project, format: str) -> dict:
-    out = subprocess.run(
-        [sys.executable, "-c", MEASURE, format],
-        env=project.env,
-        cwd=PROJECT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return json.loads(out)
+    return measure(project, MEASURE, format)
 
 
 @pytest.mark.slow
