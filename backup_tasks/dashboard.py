@@ -161,28 +161,22 @@ def backup_charts(now: datetime) -> list:
         ]
 
     empty = f"No backups in the last {BACKUP_CHART_DAYS} days"
-    title = f"last {BACKUP_CHART_DAYS} days"
+    charted = (
+        ("chart-backups", "Backup sizes", sizes, "MB"),
+        ("chart-durations", "Backup durations", durations, "s"),
+    )
     return [
         charts.line_chart(
-            "chart-backups",
-            f"Backup sizes, {title}",
-            series(sizes),
-            start=start,
-            end=now,
-            unit="MB",
+            chart_id,
+            f"{what}, last {BACKUP_CHART_DAYS} days",
+            series(points),
+            start,
+            now,
+            unit=unit,
             empty_text=empty,
             from_zero=True,
-        ),
-        charts.line_chart(
-            "chart-durations",
-            f"Backup durations, {title}",
-            series(durations),
-            start=start,
-            end=now,
-            unit="s",
-            empty_text=empty,
-            from_zero=True,
-        ),
+        )
+        for chart_id, what, points, unit in charted
     ]
 
 
