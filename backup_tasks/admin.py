@@ -11,8 +11,8 @@ from django.utils.html import format_html
 from django_celery_beat.admin import PeriodicTaskAdmin
 from django_celery_beat.models import PeriodicTask
 
-from backup_tasks import jobs
 from backup_tasks.models import BackupRun, BackupSchedule
+from backup_tasks.web import jobs
 
 
 def queue(modeladmin: admin.ModelAdmin, request, key: str) -> None:
@@ -26,7 +26,7 @@ class SafePeriodicTaskAdmin(PeriodicTaskAdmin):
 
     @admin.action(description="Run selected tasks")
     def run_tasks(self, request, queryset):
-        from backup_tasks import broker
+        from backup_tasks.queueing import broker
 
         try:
             return super().run_tasks(request, queryset)

@@ -59,7 +59,7 @@ def check_sqlite_wal(app_configs=None, **kwargs):
 
 @register()
 def check_compression(app_configs=None, **kwargs):
-    from backup_tasks.compression import SUFFIXES
+    from backup_tasks.storage.compression import SUFFIXES
 
     method = conf.compression()
     if method not in SUFFIXES:

@@ -38,7 +38,7 @@ def run_timeout_seconds() -> int:
 
 def csv_max_lines() -> int:
     """Lines per CSV file, header included (Excel's limit)."""
-    from backup_tasks.exporters import EXCEL_MAX_LINES
+    from backup_tasks.storage.formats import EXCEL_MAX_LINES
 
     return int(getattr(settings, "BACKUP_CSV_MAX_LINES", EXCEL_MAX_LINES))
 

@@ -86,7 +86,7 @@ class BackupRun(models.Model):
 
     @property
     def size_text(self) -> str:
-        from backup_tasks.services import human_size
+        from backup_tasks.services.backup import human_size
 
         return "" if self.size_bytes is None else human_size(self.size_bytes)
 

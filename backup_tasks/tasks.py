@@ -19,10 +19,12 @@ from celery.backends.base import DisabledBackend
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from django.conf import settings
 
-from backup_tasks import conf, flight, restore, services
-from backup_tasks.errors import BackupError
-from backup_tasks.log import run_logger
-from backup_tasks.safefile import run_tag
+from backup_tasks import conf
+from backup_tasks.core.errors import BackupError
+from backup_tasks.queueing import flight
+from backup_tasks.services import backup, restore
+from backup_tasks.storage.log import run_logger
+from backup_tasks.storage.safefile import run_tag
 
 # Message headers: beat's copy of a periodic task carries its schedule slot;
 # an admin action names who asked.
@@ -52,7 +54,7 @@ class Step:
 
 
 def _backup(summary: dict, ctx: Context) -> None:
-    results = services.complete_backup(trigger=ctx.trigger, incremental=ctx.scheduled, progress=ctx.progress)
+    results = backup.complete_backup(trigger=ctx.trigger, incremental=ctx.scheduled, progress=ctx.progress)
     summary["files"] += [result.to_dict() for result in results]
 
 
@@ -61,7 +63,7 @@ def _only(kind: str, **window: str | None) -> Callable[[dict, Context], None]:
         options = {} if kind == "db" else {"progress": ctx.progress, **_window(window)}
         if kind != "db" and ctx.scheduled and not any(window.values()):
             options["incremental"] = True
-        summary["files"].append(services.OPERATIONS[kind](trigger=ctx.trigger, **options).to_dict())
+        summary["files"].append(backup.OPERATIONS[kind](trigger=ctx.trigger, **options).to_dict())
 
     return run
 
@@ -78,7 +80,7 @@ def _window(window: dict[str, str | None]) -> dict:
 
 def _cleanup(days_to_keep: int | None) -> Callable[[dict, Context], None]:
     def run(summary: dict, ctx: Context) -> None:
-        summary["cleanup"] = services.cleanup_old_backups(
+        summary["cleanup"] = backup.cleanup_old_backups(
             days_to_keep=days_to_keep, trigger=ctx.trigger
         ).to_dict()
 
@@ -86,7 +88,7 @@ def _cleanup(days_to_keep: int | None) -> Callable[[dict, Context], None]:
 
 
 def _statistics(summary: dict, ctx: Context) -> None:
-    summary["statistics"] = services.log_statistics().to_dict()
+    summary["statistics"] = backup.log_statistics().to_dict()
 
 
 def _drill(summary: dict, ctx: Context) -> None:
@@ -130,7 +132,7 @@ class BackupTask(Task):
                 continue
             # An earlier delivery of this task may have died mid-write: it held
             # this lock, so nothing else writes under our tag now.
-            services.remove_unfinished_files(tag=request.id)
+            backup.remove_unfinished_files(tag=request.id)
             tag = run_tag.set(request.id)
             try:
                 step.run(summary, ctx)
@@ -200,13 +202,13 @@ class BackupTask(Task):
         # After a hard time limit the worker killed the run in the middle of
         # a file: remove what it left (its soft limit cleans up by itself).
         if isinstance(exc, TimeLimitExceeded | WorkerLostError):
-            services.remove_unfinished_files(tag=task_id)
+            backup.remove_unfinished_files(tag=task_id)
 
 
 def _outcome(summary: dict) -> str:
     parts = []
     if files := summary["files"]:
-        size = services.human_size(sum(f["size_bytes"] for f in files))
+        size = backup.human_size(sum(f["size_bytes"] for f in files))
         parts.append(f"{len(files)} file{'s' if len(files) > 1 else ''} ({size})")
     if skipped := summary["skipped"]:
         parts.append(f"skipped {', '.join(s['operation'].replace('_', ' ') for s in skipped)}")

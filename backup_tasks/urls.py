@@ -7,7 +7,7 @@ a permission of ours; nothing of the backup folder is served anywhere else.
 from django.contrib import admin
 from django.urls import path
 
-from backup_tasks import dashboard, downloads
+from backup_tasks.web import dashboard, downloads
 
 app_name = "backup_tasks"
 

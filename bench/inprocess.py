@@ -24,18 +24,19 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "smartAquarium.settings")
     django.setup()
-    from backup_tasks import conf, services
-    from backup_tasks.manifest import file_sha256
-    from backup_tasks.status import backup_status, render_status
+    from backup_tasks import conf
+    from backup_tasks.services import backup
+    from backup_tasks.services.status import backup_status, render_status
+    from backup_tasks.storage.checksums import file_sha256
     from bench.run import make_cleanup_files
 
     root = conf.backup_dir()
     work = {
-        "snapshot": services.snapshot_database,
-        "csv": services.export_csv,
-        "json": services.export_json,
+        "snapshot": backup.snapshot_database,
+        "csv": backup.export_csv,
+        "json": backup.export_json,
         "status": lambda: render_status(backup_status()),
-        "cleanup": services.cleanup_old_backups,
+        "cleanup": backup.cleanup_old_backups,
     }[args.operation]
     times, digest = [], None
     for _ in range(args.runs):

@@ -37,7 +37,7 @@ BENCH = Path(__file__).resolve().parent
 PROJECT = BENCH.parent
 sys.path.insert(0, str(PROJECT))  # run as a script: bench/ alone is on the path
 
-from backup_tasks.manifest import file_sha256  # noqa: E402  (needs no Django set-up)
+from backup_tasks.storage.checksums import file_sha256  # noqa: E402  (needs no Django set-up)
 
 ZONE = "Europe/Berlin"  # Two DST changes a year: exports shift by two offsets.
 TABLE = "readings_reading"

@@ -11,10 +11,11 @@ from django.utils.functional import cached_property
 from django.utils.http import content_disposition_header, urlencode
 from django.views.decorators.http import require_http_methods
 
-from backup_tasks import conf, services
-from backup_tasks.errors import BackupError
-from backup_tasks.log import run_logger
-from readings.export import FORMATS, ExportForm, download_name, initial_range
+from backup_tasks import conf
+from backup_tasks.core.errors import BackupError
+from backup_tasks.services import backup
+from backup_tasks.storage.log import run_logger
+from backup_tasks.web.readings_export import FORMATS, ExportForm, download_name, initial_range
 from readings.models import Reading
 
 
@@ -86,7 +87,7 @@ class ReadingAdmin(admin.ModelAdmin):
         """The export as a streaming download, or None after telling the operator why not."""
         zone = conf.plant_zone()
         try:
-            blocks = services.export_stream(format, start=start, end=end)
+            blocks = backup.export_stream(format, start=start, end=end)
         except BackupError as exc:
             self.message_user(request, str(exc), messages.ERROR)
             return None

@@ -167,7 +167,7 @@ CELERY_TIMEZONE = TIME_ZONE
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
-CELERY_BEAT_SCHEDULER = "backup_tasks.beat:PlantScheduler"
+CELERY_BEAT_SCHEDULER = "backup_tasks.queueing.beat:PlantScheduler"
 # Save each periodic task's last run as soon as it is sent (admin shows it,
 # and a standby beat taking over starts from it).
 CELERY_BEAT_SYNC_EVERY = 1
@@ -222,7 +222,7 @@ LOGGING = {
         "null": {"class": "logging.NullHandler"},
     },
     "loggers": {
-        # backup_tasks.log adds the rotating scheduled_backup.log handler.
+        # backup_tasks.storage.log adds the rotating scheduled_backup.log handler.
         "backup_tasks": {"handlers": ["null"], "level": "INFO", "propagate": False},
     },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "WARNING")},

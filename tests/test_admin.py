@@ -10,8 +10,8 @@ from django.contrib.auth.models import User
 from django.contrib.messages import get_messages
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
-from backup_tasks.broker import client as broker_client
-from backup_tasks.schedules import install_default_schedules
+from backup_tasks.queueing.broker import client as broker_client
+from backup_tasks.queueing.schedules import install_default_schedules
 
 from .conftest import free_port, operator, use_broker, wait_until
 
@@ -202,8 +202,8 @@ def test_an_admin_click_is_recorded_as_a_run_by_that_user(alice, worker, backup_
 
 
 def test_the_restore_drill_action_queues_a_drill_that_the_worker_records(alice, worker, backup_dir):
-    from backup_tasks import services
     from backup_tasks.models import BackupRun
+    from backup_tasks.services import backup as services
 
     services.snapshot_database()
     _, messages = post_action(alice, "restore_drill_now")

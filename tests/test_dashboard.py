@@ -9,11 +9,11 @@ from django.test import Client
 from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
-from backup_tasks import dashboard
-from backup_tasks.broker import client as broker_client
 from backup_tasks.models import BackupRun
-from backup_tasks.schedules import install_default_schedules
-from backup_tasks.status import backup_status, render_status
+from backup_tasks.queueing.broker import client as broker_client
+from backup_tasks.queueing.schedules import install_default_schedules
+from backup_tasks.services.status import backup_status, render_status
+from backup_tasks.web import dashboard
 from readings.models import Reading
 
 from .conftest import free_port, operator, use_broker
@@ -419,7 +419,7 @@ def test_the_backup_folder_is_served_nowhere_outside_admin(backup_dir, settings)
     ],
 )
 def test_the_value_axis_covers_every_value(low, high, ticks):
-    from backup_tasks.charts import nice_ticks
+    from backup_tasks.web.charts import nice_ticks
 
     assert nice_ticks(low, high) == ticks
 
@@ -427,7 +427,7 @@ def test_the_value_axis_covers_every_value(low, high, ticks):
 def test_the_time_axis_keeps_to_plant_wall_clock_across_daylight_saving(settings):
     from zoneinfo import ZoneInfo
 
-    from backup_tasks.charts import time_ticks
+    from backup_tasks.web.charts import time_ticks
 
     settings.TIME_ZONE = "Europe/Berlin"
     berlin = ZoneInfo("Europe/Berlin")

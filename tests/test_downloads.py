@@ -9,7 +9,8 @@ import pytest
 from django.contrib.auth.models import Permission, User
 from django.http import FileResponse
 
-from backup_tasks import downloads, services
+from backup_tasks.services import backup as services
+from backup_tasks.web import downloads
 from readings.models import Reading
 from tests.conftest import operator
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from backup_tasks import services
+from backup_tasks.services import backup as services
 from readings.models import Reading
 
 pytestmark = pytest.mark.django_db(transaction=True)

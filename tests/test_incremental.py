@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
-from backup_tasks import services
-from backup_tasks.errors import BackupError
+from backup_tasks.core.errors import BackupError
 from backup_tasks.models import BackupRun
+from backup_tasks.services import backup as services
 from readings.models import Reading
 
 pytestmark = pytest.mark.django_db(transaction=True)

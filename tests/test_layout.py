@@ -5,7 +5,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from backup_tasks import layout
+from backup_tasks.core import layout
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ MEASURE = (
 import json, sys
 import django
 django.setup()
-from backup_tasks import services
+from backup_tasks.services import backup as services
 result = getattr(services, sys.argv[1])()
 """
     + PEAK_KB

@@ -12,7 +12,7 @@ from django.contrib.messages import get_messages
 from django.http import StreamingHttpResponse
 from django.test import Client
 
-from backup_tasks import services
+from backup_tasks.services import backup as services
 from readings.models import Reading
 from tests.conftest import PEAK_KB, measure, operator
 

@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from backup_tasks.retention import Candidate, Policy, plan, protect_newest_good, real_time
+from backup_tasks.core.retention import Candidate, Policy, plan, protect_newest_good, real_time
 
 BERLIN = ZoneInfo("Europe/Berlin")
 

@@ -13,8 +13,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
-from backup_tasks import beat
-from backup_tasks.schedules import install_default_schedules
+from backup_tasks.queueing import beat
+from backup_tasks.queueing.schedules import install_default_schedules
 
 from .conftest import Project
 
@@ -141,7 +141,7 @@ def runs_by_job(redis_client) -> dict[str, list[str]]:
 
 @pytest.fixture
 def broker(celery_app):
-    from backup_tasks.broker import client
+    from backup_tasks.queueing.broker import client
 
     return client()
 
@@ -263,7 +263,7 @@ def test_a_second_beat_stands_by_and_takes_over_when_the_first_stops(
 def test_a_run_due_while_redis_is_down_is_logged_as_missed_and_the_next_run_happens(
     plant_in_berlin, schedulers, clock, celery_app, backup_dir, tmp_path
 ):
-    from backup_tasks.broker import client
+    from backup_tasks.queueing.broker import client
 
     from .conftest import RedisServer, use_broker
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from backup_tasks import safefile
 from backup_tasks.engines.sqlite import DamagedCopy, check_copy
+from backup_tasks.storage import safefile
 from tests.conftest import PROJECT, wait_until
 
 INDEX = "readings_reading_timestamp_e3ac056c"

@@ -15,7 +15,7 @@ def test_status_report_on_known_readings(settings, backup_dir, capsys):
     from django.core.management import call_command
     from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
-    from backup_tasks.schedules import install_default_schedules
+    from backup_tasks.queueing.schedules import install_default_schedules
 
     install_default_schedules(PeriodicTask, CrontabSchedule, "UTC")  # flushed by earlier tests
     settings.TIME_ZONE = "Europe/Berlin"
@@ -118,7 +118,7 @@ def test_status_starts_without_the_redis_client_or_the_tasks(project):
         "import sys, django; django.setup(); "
         "from django.core.management import call_command; "
         "call_command('backup_database', '--status'); "
-        "print([m for m in ('redis', 'backup_tasks.tasks', 'backup_tasks.restore') if m in sys.modules])"
+        "print([m for m in ('redis', 'backup_tasks.tasks', 'backup_tasks.services.restore') if m in sys.modules])"
     )
     result = subprocess.run(
         [sys.executable, "-c", code],

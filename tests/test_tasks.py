@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from backup_tasks import tasks
-from backup_tasks.errors import NotWritable
+from backup_tasks.core.errors import NotWritable
 from readings.models import Reading
 
 from .conftest import FILL_SQL, backup_files, wait_until
@@ -312,8 +312,9 @@ def test_a_scheduled_export_continues_where_the_last_one_ended(worker, backup_di
 
 
 def test_a_restore_waits_for_no_backup_task(worker, backup_dir):
-    from backup_tasks import restore, services
-    from backup_tasks.broker import client
+    from backup_tasks.queueing.broker import client
+    from backup_tasks.services import backup as services
+    from backup_tasks.services import restore
 
     broker_client = client()
     add_readings(3)

@@ -13,7 +13,7 @@ from django.db import connection
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
 from backup_tasks import tasks
-from backup_tasks.schedules import install_default_schedules
+from backup_tasks.queueing.schedules import install_default_schedules
 from readings.models import Reading
 
 from .conftest import SIZEABLE, Project, wait_until

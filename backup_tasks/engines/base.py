@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 from django.db import transaction
 
-from backup_tasks.errors import BackupError
+from backup_tasks.core.errors import BackupError
 from readings.models import Reading
 
 CENT = Decimal("0.01")

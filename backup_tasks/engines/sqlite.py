@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from backup_tasks import errors
+from backup_tasks.core import errors
 from backup_tasks.engines.base import Engine, Snapshot, _window_sql
-from backup_tasks.manifest import file_sha256
+from backup_tasks.storage.checksums import file_sha256
 from readings.models import Reading
 
 HEADER = b"SQLite format 3\x00"

@@ -4,7 +4,7 @@
 from django.conf import settings
 from django.db import migrations
 
-from backup_tasks.schedules import install_default_schedules
+from backup_tasks.queueing.schedules import install_default_schedules
 
 
 def install(apps, schema_editor):

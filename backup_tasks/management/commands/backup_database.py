@@ -8,11 +8,13 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from backup_tasks import conf, layout, services
-from backup_tasks.errors import BackupError
-from backup_tasks.health import backup_health
-from backup_tasks.status import backup_status, render_status
-from backup_tasks.verify import verify_backups
+from backup_tasks import conf
+from backup_tasks.core import layout
+from backup_tasks.core.errors import BackupError
+from backup_tasks.services import backup
+from backup_tasks.services.health import backup_health
+from backup_tasks.services.status import backup_status, render_status
+from backup_tasks.services.verify import verify_backups
 
 DONE_LINES = {
     "db": "Database backed up to {path}",
@@ -257,12 +259,12 @@ class Command(BaseCommand):
     def _backup(
         self, kind: str, trigger: str, since: datetime | None, until: datetime | None, compress: str | None
     ) -> None:
-        kinds = services.ALL_KINDS if kind == "all" else (kind,)
+        kinds = backup.ALL_KINDS if kind == "all" else (kind,)
 
-        def report(result: services.BackupResult) -> None:
+        def report(result: backup.BackupResult) -> None:
             self.stdout.write(DONE_LINES[result.kind].format(path=layout.display_str(result.path)))
 
-        services.complete_backup(
+        backup.complete_backup(
             kinds=kinds,
             trigger=trigger,
             on_result=report,
@@ -275,7 +277,7 @@ class Command(BaseCommand):
             self.stdout.write("Backup completed!")
 
     def _cleanup(self, days: int | None, keep: dict, dry_run: bool, trigger: str) -> None:
-        result = services.cleanup_old_backups(days_to_keep=days, dry_run=dry_run, trigger=trigger, **keep)
+        result = backup.cleanup_old_backups(days_to_keep=days, dry_run=dry_run, trigger=trigger, **keep)
         if dry_run:
             for shown in layout.display_strs(result.removed):
                 self.stdout.write(f"Would remove {shown}")
@@ -285,7 +287,7 @@ class Command(BaseCommand):
                 self.stdout.write(f"Keep {shown}: {', '.join(reasons)}")
             self.stdout.write(
                 f"Dry run ({result.policy}): would remove {len(result.removed)} backups "
-                f"({services.human_size(result.freed_bytes)}), keep {result.kept}. Nothing was removed."
+                f"({backup.human_size(result.freed_bytes)}), keep {result.kept}. Nothing was removed."
             )
             return
         for shown in layout.display_strs(result.removed):
@@ -294,7 +296,7 @@ class Command(BaseCommand):
             self.stdout.write(f"Removed unfinished file {shown}")
         self.stdout.write(
             f"Cleanup complete ({result.policy}): removed {len(result.removed)} backups "
-            f"({services.human_size(result.freed_bytes)} freed), kept {result.kept}."
+            f"({backup.human_size(result.freed_bytes)} freed), kept {result.kept}."
         )
 
     def _verify(self, files: list[str], trigger: str) -> None:
@@ -325,7 +327,9 @@ class Command(BaseCommand):
             self.stdout.flush()
             return input("Type 'yes' to restore: ").strip().lower() == "yes"
 
-        from backup_tasks.restore import restore_snapshot  # With the Redis client: only when restoring.
+        from backup_tasks.services.restore import (
+            restore_snapshot,  # With the Redis client: only when restoring.
+        )
 
         result = restore_snapshot(path=path, trigger=trigger, confirm=confirm)
         self.stdout.write(
@@ -337,7 +341,7 @@ class Command(BaseCommand):
         )
 
     def _drill(self, trigger: str) -> None:
-        from backup_tasks.restore import restore_drill
+        from backup_tasks.services.restore import restore_drill
 
         result = restore_drill(trigger=trigger)
         self.stdout.write(

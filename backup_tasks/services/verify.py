@@ -17,13 +17,14 @@ from pathlib import Path
 import zstandard
 from django.db import DatabaseError
 
-from backup_tasks import compression, layout
+from backup_tasks.core import layout
+from backup_tasks.core.errors import BackupError
 from backup_tasks.engines.sqlite import HEADER
-from backup_tasks.errors import BackupError
-from backup_tasks.exporters import CSV_HEADER
-from backup_tasks.manifest import SUFFIX, file_sha256, recorded_checksum
 from backup_tasks.models import BackupRun
-from backup_tasks.runs import recorded
+from backup_tasks.services.runs import recorded
+from backup_tasks.storage import compression
+from backup_tasks.storage.checksums import SUFFIX, file_sha256, recorded_checksum
+from backup_tasks.storage.formats import CSV_HEADER
 
 OK, FAILED, MISSING, UNKNOWN = "OK", "FAILED", "MISSING", "UNKNOWN"
 

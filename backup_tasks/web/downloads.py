@@ -15,10 +15,11 @@ from django.http import FileResponse, Http404
 from django.urls import reverse
 from django.views.decorators.http import require_safe
 
-from backup_tasks import conf, layout
-from backup_tasks.log import run_logger
-from backup_tasks.manifest import SUFFIX
-from backup_tasks.safefile import open_regular
+from backup_tasks import conf
+from backup_tasks.core import layout
+from backup_tasks.storage.checksums import SUFFIX
+from backup_tasks.storage.log import run_logger
+from backup_tasks.storage.safefile import open_regular
 
 DOWNLOAD_PERMISSION = "backup_tasks.download_backup"
 

@@ -7,8 +7,8 @@ from pathlib import Path
 from django.db import DatabaseError
 from django.utils import timezone
 
+from backup_tasks.core.errors import BackupError
 from backup_tasks.engines import get_engine
-from backup_tasks.errors import BackupError
 from backup_tasks.models import BackupRun
 
 OK, WARNING, CRITICAL = 0, 1, 2

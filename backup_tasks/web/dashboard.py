@@ -21,14 +21,16 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from backup_tasks import charts, conf, downloads, jobs, layout
-from backup_tasks.health import NAMES as HEALTH_NAMES
-from backup_tasks.health import backup_health
-from backup_tasks.manifest import sidecar
+from backup_tasks import conf
+from backup_tasks.core import layout
 from backup_tasks.models import BackupRun
-from backup_tasks.safefile import disk_usage, open_regular
-from backup_tasks.services import human_size
-from backup_tasks.status import backup_status, render_status, schedule_times
+from backup_tasks.services.backup import human_size
+from backup_tasks.services.health import NAMES as HEALTH_NAMES
+from backup_tasks.services.health import backup_health
+from backup_tasks.services.status import backup_status, render_status, schedule_times
+from backup_tasks.storage.checksums import sidecar
+from backup_tasks.storage.safefile import disk_usage, open_regular
+from backup_tasks.web import charts, downloads, jobs
 from readings.models import Reading
 
 DASHBOARD_PERMISSION = "backup_tasks.view_dashboard"

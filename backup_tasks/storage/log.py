@@ -5,7 +5,8 @@ from datetime import datetime
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
 
-from backup_tasks import conf, layout
+from backup_tasks import conf
+from backup_tasks.core import layout
 
 LOGGER_NAME = "backup_tasks"
 _handler: RotatingFileHandler | None = None

@@ -17,14 +17,17 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.migrations.loader import MigrationLoader
 from django.utils import timezone
 
-from backup_tasks import compression, conf, flight, layout
+from backup_tasks import conf
+from backup_tasks.core import layout
+from backup_tasks.core.errors import BackupError
 from backup_tasks.engines import get_engine
 from backup_tasks.engines.sqlite import SQLiteEngine
-from backup_tasks.errors import BackupError
-from backup_tasks.manifest import SUFFIX, file_sha256, recorded_checksum
 from backup_tasks.models import BackupRun
-from backup_tasks.runs import Run, notify_failure, record_finished, recorded
-from backup_tasks.verify import ContentError, open_snapshot, plain_snapshot_rows
+from backup_tasks.queueing import flight
+from backup_tasks.services.runs import Run, notify_failure, record_finished, recorded
+from backup_tasks.services.verify import ContentError, open_snapshot, plain_snapshot_rows
+from backup_tasks.storage import compression
+from backup_tasks.storage.checksums import SUFFIX, file_sha256, recorded_checksum
 
 RUN_TABLE = BackupRun._meta.db_table
 
@@ -177,7 +180,7 @@ def _replace_live(
     path: Path,
     confirm: Callable[[int, int], bool] | None,
 ):
-    from backup_tasks import services
+    from backup_tasks.services import backup
 
     busy = flight.running()
     if busy:
@@ -193,7 +196,7 @@ def _replace_live(
         live.close()
     if confirm is not None and not confirm(before, rows_in_backup):
         raise BackupError("Restore cancelled: the live database was not changed.")
-    safety = services.snapshot_database(alias=alias, trigger=f"safety snapshot before restoring {path.name}")
+    safety = backup.snapshot_database(alias=alias, trigger=f"safety snapshot before restoring {path.name}")
     connections[alias].close()
     source, live = open_snapshot(plain), engine.connect()
     try:

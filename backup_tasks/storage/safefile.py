@@ -22,7 +22,7 @@ from contextvars import ContextVar
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from backup_tasks import errors
+from backup_tasks.core import errors
 
 # Names the run writing a temporary file (a Celery task id), so that what a
 # killed run left behind can be found and removed: see services.remove_unfinished_files.

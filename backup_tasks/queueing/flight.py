@@ -19,7 +19,7 @@ import redis
 from celery import current_app
 from django.conf import settings
 
-from backup_tasks.broker import client
+from backup_tasks.queueing.broker import client
 
 PREFIX = "smartaquarium"
 logger = logging.getLogger(__name__)

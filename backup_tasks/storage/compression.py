@@ -13,7 +13,7 @@ from typing import BinaryIO
 
 import zstandard
 
-from backup_tasks.errors import BackupError
+from backup_tasks.core.errors import BackupError
 
 SUFFIXES = {"none": "", "gzip": ".gz", "zstd": ".zst"}
 # Fast levels: a year's CSV is 1.5 GB; gzip's default level 9 would take minutes.

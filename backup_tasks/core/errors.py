@@ -32,7 +32,7 @@ class DatabaseBusy(BackupError):
 
 
 def _free_mb(path: Path) -> str:
-    from backup_tasks.safefile import disk_usage  # safefile imports this module
+    from backup_tasks.storage.safefile import disk_usage  # safefile imports this module
 
     usage = disk_usage(path)
     return "free space unknown" if usage is None else f"{usage[1] / 1_000_000:,.0f} MB free"

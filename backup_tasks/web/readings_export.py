@@ -6,7 +6,7 @@ from zoneinfo import ZoneInfo
 from django import forms
 from django.http import QueryDict
 
-from backup_tasks.layout import STAMP_FORMAT
+from backup_tasks.core.layout import STAMP_FORMAT
 
 FORMATS = {"csv": "text/csv; charset=utf-8", "json": "application/json"}
 WIDGET_FORMAT = "%Y-%m-%dT%H:%M:%S"

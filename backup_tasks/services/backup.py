@@ -15,17 +15,19 @@ from typing import BinaryIO, TypedDict, Unpack
 
 from django.db import DatabaseError
 
-from backup_tasks import compression, conf, layout
+from backup_tasks import conf
+from backup_tasks.core import layout
+from backup_tasks.core.errors import BackupError, DiskFull
+from backup_tasks.core.retention import Candidate, Policy, plan, protect_newest_good
 from backup_tasks.engines import get_engine
-from backup_tasks.errors import BackupError, DiskFull
-from backup_tasks.exporters import STREAMS, WRITERS
-from backup_tasks.log import run_logger
-from backup_tasks.manifest import HashingWriter, file_sha256, sidecar, write_checksum
 from backup_tasks.models import BackupRun
-from backup_tasks.retention import Candidate, Policy, plan, protect_newest_good
-from backup_tasks.runs import recorded
-from backup_tasks.safefile import atomic_output, discard, disk_usage, ensure_dir, written_back
-from backup_tasks.status import StatusReport, backup_status, render_status
+from backup_tasks.services.runs import recorded
+from backup_tasks.services.status import StatusReport, backup_status, render_status
+from backup_tasks.storage import compression
+from backup_tasks.storage.checksums import HashingWriter, file_sha256, sidecar, write_checksum
+from backup_tasks.storage.formats import STREAMS, WRITERS
+from backup_tasks.storage.log import run_logger
+from backup_tasks.storage.safefile import atomic_output, discard, disk_usage, ensure_dir, written_back
 from readings.models import Reading
 
 EXPORT_CHUNK = 10_000

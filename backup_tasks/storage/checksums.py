@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 from typing import BinaryIO
 
-from backup_tasks.safefile import fsync_dir, fsync_file
+from backup_tasks.storage.safefile import fsync_dir, fsync_file
 
 SUFFIX = ".sha256"
 BLOCK = 1 << 20

@@ -31,7 +31,7 @@ from django_celery_beat.schedulers import DatabaseScheduler, ModelEntry
 from django_celery_beat.tzcrontab import TzAwareCrontab
 
 from backup_tasks import conf
-from backup_tasks.log import run_logger
+from backup_tasks.storage.log import run_logger
 
 # Celery's beat log (the worker's console); scheduled_backup.log gets only
 # what an operator needs: missed runs and a second beat.
@@ -176,7 +176,7 @@ class PlantScheduler(DatabaseScheduler):
     # -- one beat sends ---------------------------------------------------
 
     def tick(self, *args, **kwargs) -> float:
-        from backup_tasks import flight
+        from backup_tasks.queueing import flight
 
         if not self._lead():
             return min(self.max_interval, flight.lock_ttl() / 3)
@@ -185,7 +185,7 @@ class PlantScheduler(DatabaseScheduler):
     def _lead(self) -> bool:
         import redis
 
-        from backup_tasks import broker, flight
+        from backup_tasks.queueing import broker, flight
 
         key = f"{flight.PREFIX}:beat"
         ttl_ms = flight.lock_ttl() * 1000
@@ -221,7 +221,7 @@ class PlantScheduler(DatabaseScheduler):
         if self._leading:
             import redis
 
-            from backup_tasks import broker, flight
+            from backup_tasks.queueing import broker, flight
 
             with suppress(redis.RedisError):  # If Redis is down, it expires by itself.
                 broker.client().eval(flight.RELEASE, 1, f"{flight.PREFIX}:beat", self._token)
@@ -238,7 +238,7 @@ class PlantScheduler(DatabaseScheduler):
         return super().apply_async(entry, producer=producer, advance=advance, **kwargs)
 
     def apply_entry(self, entry, producer=None) -> None:
-        from backup_tasks import broker
+        from backup_tasks.queueing import broker
 
         logger.info("Scheduler: Sending due task %s (%s)", entry.name, entry.task)
         try:

@@ -17,10 +17,10 @@ from django.db import DatabaseError
 from django.utils import timezone
 
 from backup_tasks import conf
+from backup_tasks.core.errors import BackupError
 from backup_tasks.engines import get_engine
-from backup_tasks.errors import BackupError
-from backup_tasks.log import run_logger
 from backup_tasks.models import BackupRun
+from backup_tasks.storage.log import run_logger
 
 ABANDONED = (
     "Abandoned: the process running it stopped before it finished "

@@ -43,7 +43,8 @@ JOBS = {
 
 def enqueue(job: Job, username: str) -> tuple[int, str]:
     """Queue a job for the worker; the message level and text to show the operator."""
-    from backup_tasks import broker, tasks
+    from backup_tasks import tasks
+    from backup_tasks.queueing import broker
 
     try:
         result = job.task.apply_async(headers={tasks.REQUESTED_BY_HEADER: username})
@@ -53,6 +54,6 @@ def enqueue(job: Job, username: str) -> tuple[int, str]:
 
 
 def unreachable_message(what: str, exc: BaseException) -> str:
-    from backup_tasks import broker
+    from backup_tasks.queueing import broker
 
     return f"Could not queue {what}: {broker.unreachable(exc)}. Start Redis, or check CELERY_BROKER_URL."

@@ -6,9 +6,10 @@ from pathlib import Path
 
 from django.utils import timezone
 
-from backup_tasks import conf, layout
+from backup_tasks import conf
+from backup_tasks.core import layout
+from backup_tasks.core.errors import BackupError
 from backup_tasks.engines import get_engine
-from backup_tasks.errors import BackupError
 from backup_tasks.models import BackupRun
 from readings.models import Reading
 
@@ -141,8 +142,8 @@ def schedule_times(alias: str) -> list[tuple[str, str]]:
     """(name, "next run YYYY-MM-DD HH:MM:SS" or "disabled") of each of our periodic tasks."""
     from celery import current_app
 
-    from backup_tasks.beat import PlantEntry
     from backup_tasks.models import BackupSchedule
+    from backup_tasks.queueing.beat import PlantEntry
 
     now = timezone.now()
     times = []
