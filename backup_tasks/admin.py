@@ -1,4 +1,5 @@
-"""Admin: the backup schedules, and actions that queue a backup, export or cleanup now.
+"""Admin: the backup schedules, and actions that queue a backup, export or cleanup now;
+the readings' range export joins the readings admin from here.
 
 The actions only enqueue Celery tasks; the worker does the work. With the
 task queue down they answer at once with a message, never an error page.
@@ -13,6 +14,9 @@ from django_celery_beat.models import PeriodicTask
 
 from backup_tasks.models import BackupRun, BackupSchedule
 from backup_tasks.web import jobs
+from backup_tasks.web.readings_export import ReadingExportMixin
+from readings.admin import ReadingAdmin
+from readings.models import Reading
 
 
 def queue(modeladmin: admin.ModelAdmin, request, key: str) -> None:
@@ -26,6 +30,7 @@ class SafePeriodicTaskAdmin(PeriodicTaskAdmin):
 
     @admin.action(description="Run selected tasks")
     def run_tasks(self, request, queryset):
+        # Deferred: Django imports the admin with every manage.py command; Redis loads at the first action.
         from backup_tasks.queueing import broker
 
         try:
@@ -40,6 +45,15 @@ admin.site.index_template = "admin/backup_tasks/index.html"
 
 admin.site.unregister(PeriodicTask)
 admin.site.register(PeriodicTask, SafePeriodicTaskAdmin)
+
+
+class ReadingWithExportAdmin(ReadingExportMixin, ReadingAdmin):
+    """The readings app's own admin, with the range export of the backup app."""
+
+
+# Importing readings.admin above registered its ReadingAdmin; the export joins it here.
+admin.site.unregister(Reading)
+admin.site.register(Reading, ReadingWithExportAdmin)
 
 
 @admin.register(BackupSchedule)

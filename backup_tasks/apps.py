@@ -6,4 +6,5 @@ class BackupTasksConfig(AppConfig):
     verbose_name = "Backups"
 
     def ready(self) -> None:
-        from backup_tasks import checks  # noqa: F401  (registers the system checks)
+        # Deferred to ready(), as Django asks: importing the checks registers them.
+        from backup_tasks import checks  # noqa: F401

@@ -1,9 +1,16 @@
-"""Backup settings, read at call time so tests and operators can override them."""
+"""Backup settings, read at call time so tests and operators can override them.
+
+Every module reads settings through here; this module imports nothing of ours.
+"""
 
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
+
+# Excel and LibreOffice open at most 1,048,576 lines: a longer CSV export goes
+# on in _part2, _part3, ... each with the header, so every file opens.
+EXCEL_MAX_LINES = 1_048_576
 
 
 def backup_dir() -> Path:
@@ -38,8 +45,6 @@ def run_timeout_seconds() -> int:
 
 def csv_max_lines() -> int:
     """Lines per CSV file, header included (Excel's limit)."""
-    from backup_tasks.storage.formats import EXCEL_MAX_LINES
-
     return int(getattr(settings, "BACKUP_CSV_MAX_LINES", EXCEL_MAX_LINES))
 
 
@@ -52,3 +57,28 @@ def export_lag_seconds() -> int:
     """Readings reach the database a moment after their time stamp: an incremental
     export stops this long before now, so none arrives behind its window."""
     return int(getattr(settings, "BACKUP_EXPORT_LAG", 60))
+
+
+def lock_ttl_seconds() -> int:
+    """BACKUP_LOCK_TTL: how long a dead worker's single-flight lock outlives it."""
+    return max(1, int(getattr(settings, "BACKUP_LOCK_TTL", 60)))
+
+
+def retry_delay_seconds() -> int:
+    """BACKUP_RETRY_DELAY: the first wait before a transient failure is retried (doubled each time)."""
+    return int(getattr(settings, "BACKUP_RETRY_DELAY", 60))
+
+
+def soft_time_limit_seconds() -> float | None:
+    """When a task is asked to stop (Celery's soft limit, derived from BACKUP_TIME_LIMIT)."""
+    return getattr(settings, "CELERY_TASK_SOFT_TIME_LIMIT", None)
+
+
+def hard_time_limit_seconds() -> float | None:
+    """When the worker kills a task (Celery's hard limit, BACKUP_TIME_LIMIT)."""
+    return getattr(settings, "CELERY_TASK_TIME_LIMIT", None)
+
+
+def visibility_timeout_seconds() -> int:
+    """When Redis hands a task that was taken but not acknowledged to another worker."""
+    return int(getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", {}).get("visibility_timeout", 3600))

@@ -1,7 +1,11 @@
+from pathlib import Path
+
 from django.db import models
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 from django_celery_beat.querysets import PeriodicTaskQuerySet
+
+from backup_tasks.core.units import human_size
 
 
 class BackupRunQuerySet(models.QuerySet):
@@ -20,6 +24,16 @@ class BackupRunQuerySet(models.QuerySet):
     def last_failure(self, kind: str):
         return (
             self.of_kind(kind).filter(status=BackupRun.Status.FAILED).order_by("-started_at", "-id").first()
+        )
+
+    def last_success_for(self, path: Path | str):
+        """The newest successful run that wrote this file (a snapshot or an export), matched by name."""
+        return (
+            self.succeeded()
+            .filter(kind__in=BackupRun.FILE_KINDS, file__endswith=f"/{Path(path).name}")
+            .exclude(rows=None)
+            .order_by("-started_at", "-id")
+            .first()
         )
 
     def last_finished(self, kind: str):
@@ -43,6 +57,9 @@ class BackupRun(models.Model):
         VERIFY = "verify", "Verification"
         RESTORE = "restore", "Restore"
         DRILL = "drill", "Restore drill"
+
+    # Runs of these kinds write a backup file.
+    FILE_KINDS = (Kind.SNAPSHOT, Kind.CSV, Kind.JSON)
 
     class Status(models.TextChoices):
         RUNNING = "running", "Running"
@@ -86,8 +103,6 @@ class BackupRun(models.Model):
 
     @property
     def size_text(self) -> str:
-        from backup_tasks.services.backup import human_size
-
         return "" if self.size_bytes is None else human_size(self.size_bytes)
 
 

@@ -17,19 +17,16 @@ from billiard.exceptions import WorkerLostError
 from celery import Task, shared_task
 from celery.backends.base import DisabledBackend
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
-from django.conf import settings
 
 from backup_tasks import conf
 from backup_tasks.core.errors import BackupError
+from backup_tasks.core.units import human_size
 from backup_tasks.queueing import flight
-from backup_tasks.services import backup, restore
+from backup_tasks.queueing.headers import REQUESTED_BY_HEADER, SLOT_HEADER
+from backup_tasks.services import backup, cleanup, restore, status
 from backup_tasks.storage.log import run_logger
 from backup_tasks.storage.safefile import run_tag
 
-# Message headers: beat's copy of a periodic task carries its schedule slot;
-# an admin action names who asked.
-SLOT_HEADER = "backup_slot"
-REQUESTED_BY_HEADER = "backup_requested_by"
 MAX_RETRIES = 3
 
 
@@ -80,7 +77,7 @@ def _window(window: dict[str, str | None]) -> dict:
 
 def _cleanup(days_to_keep: int | None) -> Callable[[dict, Context], None]:
     def run(summary: dict, ctx: Context) -> None:
-        summary["cleanup"] = backup.cleanup_old_backups(
+        summary["cleanup"] = cleanup.cleanup_old_backups(
             days_to_keep=days_to_keep, trigger=ctx.trigger
         ).to_dict()
 
@@ -88,7 +85,7 @@ def _cleanup(days_to_keep: int | None) -> Callable[[dict, Context], None]:
 
 
 def _statistics(summary: dict, ctx: Context) -> None:
-    summary["statistics"] = backup.log_statistics().to_dict()
+    summary["statistics"] = status.log_statistics().to_dict()
 
 
 def _drill(summary: dict, ctx: Context) -> None:
@@ -114,12 +111,13 @@ class BackupTask(Task):
         slot = _header(request, SLOT_HEADER)
         job = _header(request, "periodic_task_name") or self.label
         log = run_logger()
-        log.info("%s started (%s, task %s)", job, _trigger(request, slot), request.id)
+        trigger = _trigger(request, slot, job)
+        log.info("%s started (%s, task %s)", job, trigger.logged, request.id)
         began = time.monotonic()
         summary: dict = {"job": job, "task_id": request.id, "slot": slot, "files": [], "skipped": []}
         # Progress is task state: only worth counting readings for when a result backend keeps it.
         progress = None if isinstance(self.backend, DisabledBackend) else self._progress
-        ctx = Context(trigger=_run_trigger(request, slot, job), scheduled=slot is not None, progress=progress)
+        ctx = Context(trigger=trigger.recorded, scheduled=slot is not None, progress=progress)
         failure: BackupError | None = None
         for step in steps:
             if failure is not None and not step.always:
@@ -132,7 +130,7 @@ class BackupTask(Task):
                 continue
             # An earlier delivery of this task may have died mid-write: it held
             # this lock, so nothing else writes under our tag now.
-            backup.remove_unfinished_files(tag=request.id)
+            cleanup.remove_unfinished_files(tag=request.id)
             tag = run_tag.set(request.id)
             try:
                 step.run(summary, ctx)
@@ -179,7 +177,7 @@ class BackupTask(Task):
         """Retry a transient failure with backoff; anything else fails now."""
         log = run_logger()
         if isinstance(exc, SoftTimeLimitExceeded):
-            limit = (self.request.timelimit or (None, None))[1] or settings.CELERY_TASK_SOFT_TIME_LIMIT
+            limit = (self.request.timelimit or (None, None))[1] or conf.soft_time_limit_seconds()
             stopped = TimeLimitReached(
                 f"{job} stopped at its time limit of {limit:g} s and removed its unfinished files: "
                 "set BACKUP_TIME_LIMIT higher if backups need longer."
@@ -187,7 +185,7 @@ class BackupTask(Task):
             log.error("%s", stopped)
             raise stopped from None
         if isinstance(exc, BackupError) and not exc.permanent and self.request.retries < self.max_retries:
-            delay = settings.BACKUP_RETRY_DELAY * 2**self.request.retries
+            delay = conf.retry_delay_seconds() * 2**self.request.retries
             log.warning(
                 "%s will be retried in %d s (retry %d of %d): %s",
                 job,
@@ -202,38 +200,35 @@ class BackupTask(Task):
         # After a hard time limit the worker killed the run in the middle of
         # a file: remove what it left (its soft limit cleans up by itself).
         if isinstance(exc, TimeLimitExceeded | WorkerLostError):
-            backup.remove_unfinished_files(tag=task_id)
+            cleanup.remove_unfinished_files(tag=task_id)
 
 
 def _outcome(summary: dict) -> str:
     parts = []
     if files := summary["files"]:
-        size = backup.human_size(sum(f["size_bytes"] for f in files))
+        size = human_size(sum(f["size_bytes"] for f in files))
         parts.append(f"{len(files)} file{'s' if len(files) > 1 else ''} ({size})")
     if skipped := summary["skipped"]:
         parts.append(f"skipped {', '.join(s['operation'].replace('_', ' ') for s in skipped)}")
     return ": " + "; ".join(parts) if parts else ""
 
 
-def _run_trigger(request, slot: str | None, job: str) -> str:
-    """How the run history names who or what started a run."""
-    if slot:
-        return f"schedule: {job} ({slot})"
-    if who := _header(request, REQUESTED_BY_HEADER):
-        return f"admin: {who}"
-    if _header(request, "periodic_task_name"):
-        return f"admin: ran the schedule {job}"
-    return f"task: {job}"
+@dataclass(frozen=True)
+class Trigger:
+    """Who or what started a run: as the run history records it, and as the log says it."""
+
+    recorded: str
+    logged: str
 
 
-def _trigger(request, slot: str | None) -> str:
+def _trigger(request, slot: str | None, job: str) -> Trigger:
     if slot:
-        return f"scheduled for {slot}"
+        return Trigger(f"schedule: {job} ({slot})", f"scheduled for {slot}")
     if who := _header(request, REQUESTED_BY_HEADER):
-        return f"requested in admin by {who}"
+        return Trigger(f"admin: {who}", f"requested in admin by {who}")
     if _header(request, "periodic_task_name"):
-        return "run from admin"
-    return "requested"
+        return Trigger(f"admin: ran the schedule {job}", "run from admin")
+    return Trigger(f"task: {job}", "requested")
 
 
 @shared_task(base=BackupTask, bind=True, label="Complete backup")

@@ -25,7 +25,7 @@ def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "smartAquarium.settings")
     django.setup()
     from backup_tasks import conf
-    from backup_tasks.services import backup
+    from backup_tasks.services import backup, cleanup
     from backup_tasks.services.status import backup_status, render_status
     from backup_tasks.storage.checksums import file_sha256
     from bench.run import make_cleanup_files
@@ -36,7 +36,7 @@ def main() -> None:
         "csv": backup.export_csv,
         "json": backup.export_json,
         "status": lambda: render_status(backup_status()),
-        "cleanup": backup.cleanup_old_backups,
+        "cleanup": cleanup.cleanup_old_backups,
     }[args.operation]
     times, digest = [], None
     for _ in range(args.runs):

@@ -1,21 +1,13 @@
-from datetime import datetime
+"""The readings in admin: a list that stays fast over a year of them.
 
-from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
+The range export (backup_tasks.web.readings_export) attaches itself from the
+backup app: readings knows nothing of backups.
+"""
+
+from django.contrib import admin
 from django.core.paginator import Paginator
-from django.http import StreamingHttpResponse
-from django.template.response import TemplateResponse
-from django.urls import path, reverse
-from django.utils import timezone
 from django.utils.functional import cached_property
-from django.utils.http import content_disposition_header, urlencode
-from django.views.decorators.http import require_http_methods
 
-from backup_tasks import conf
-from backup_tasks.core.errors import BackupError
-from backup_tasks.services import backup
-from backup_tasks.storage.log import run_logger
-from backup_tasks.web.readings_export import FORMATS, ExportForm, download_name, initial_range
 from readings.models import Reading
 
 
@@ -45,62 +37,3 @@ class ReadingAdmin(admin.ModelAdmin):
     paginator = CappedCountPaginator
     show_full_result_count = False
     list_per_page = 100
-
-    def get_urls(self):
-        export = self.admin_site.admin_view(require_http_methods(["GET", "HEAD", "POST"])(self.export_view))
-        return [path("export/", export, name="readings_reading_export"), *super().get_urls()]
-
-    def changelist_view(self, request, extra_context=None):
-        # The button carries the range the changelist shows, to start the form from.
-        shown = {key: value for key, value in request.GET.items() if key.startswith("timestamp__")}
-        export_url = reverse("admin:readings_reading_export") + (f"?{urlencode(shown)}" if shown else "")
-        return super().changelist_view(request, {"export_url": export_url, **(extra_context or {})})
-
-    def export_view(self, request):
-        """A form for a range in plant time; its POST streams the readings as CSV or JSON."""
-        if not self.has_view_permission(request):
-            raise PermissionDenied
-        zone = conf.plant_zone()
-        if request.method == "POST":
-            form = ExportForm(request.POST)
-            with timezone.override(zone):  # the dates typed are plant time, whoever is logged in
-                valid = form.is_valid()
-            if valid:
-                response = self._stream(request, **form.cleaned_data)
-                if response is not None:
-                    return response
-            else:
-                self.message_user(request, "Please correct the range below.", messages.ERROR)
-        else:
-            start, end = initial_range(request.GET, datetime.now(zone))
-            form = ExportForm(initial={"start": start, "end": end})
-        context = {
-            **self.admin_site.each_context(request),
-            "title": "Export readings",
-            "opts": self.model._meta,
-            "form": form,
-            "zone": zone,
-        }
-        return TemplateResponse(request, "admin/readings/reading/export.html", context)
-
-    def _stream(self, request, *, start, end, format: str) -> StreamingHttpResponse | None:
-        """The export as a streaming download, or None after telling the operator why not."""
-        zone = conf.plant_zone()
-        try:
-            blocks = backup.export_stream(format, start=start, end=end)
-        except BackupError as exc:
-            self.message_user(request, str(exc), messages.ERROR)
-            return None
-        if blocks is None:
-            self.message_user(
-                request,
-                f"No readings from {start.astimezone(zone):%Y-%m-%d %H:%M:%S} "
-                f"to {end.astimezone(zone):%Y-%m-%d %H:%M:%S}: nothing to export.",
-                messages.WARNING,
-            )
-            return None
-        name = download_name(format, start, end, zone)
-        run_logger().info("Readings export by %s: %s", request.user.get_username(), name)
-        response = StreamingHttpResponse(blocks, content_type=FORMATS[format])
-        response["Content-Disposition"] = content_disposition_header(True, name)
-        return response

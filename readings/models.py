@@ -2,6 +2,8 @@ from django.db import models
 from django.db.models import Avg, Count, Max, Min
 from django.utils import timezone
 
+from readings.validation import validate_values
+
 
 class ReadingQuerySet(models.QuerySet):
     def between(self, start=None, end=None):
@@ -48,8 +50,6 @@ class Reading(models.Model):
         return f"{when}: water {self.water_temperature:.2f}°C, air {self.air_temperature:.2f}°C"
 
     def clean(self) -> None:
-        from readings.services import validate_values
-
         validate_values(
             water_temperature=self.water_temperature,
             air_temperature=self.air_temperature,

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from backup_tasks.core.errors import BackupError
-from backup_tasks.services import backup as services
+from backup_tasks.services import cleanup as services
 
 pytestmark = pytest.mark.django_db
 

@@ -313,6 +313,7 @@ def test_a_scheduled_export_continues_where_the_last_one_ended(worker, backup_di
 
 def test_a_restore_waits_for_no_backup_task(worker, backup_dir):
     from backup_tasks.queueing.broker import client
+    from backup_tasks.queueing.flight import running
     from backup_tasks.services import backup as services
     from backup_tasks.services import restore
 
@@ -322,9 +323,9 @@ def test_a_restore_waits_for_no_backup_task(worker, backup_dir):
     broker_client.set("smartaquarium:lock:complete_backup", "task-1234", px=30_000)
 
     with pytest.raises(Exception, match=r"A backup task is running \(complete backup, task task-1234\)"):
-        restore.restore_snapshot(path=Path(snapshot.path))
+        restore.restore_snapshot(path=Path(snapshot.path), running_tasks=running)
     broker_client.delete("smartaquarium:lock:complete_backup")
-    assert restore.restore_snapshot(path=Path(snapshot.path)).readings_after == 3
+    assert restore.restore_snapshot(path=Path(snapshot.path), running_tasks=running).readings_after == 3
 
 
 def test_exports_report_their_progress_as_task_state(celery_results, backup_dir):

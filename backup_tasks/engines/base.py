@@ -1,6 +1,6 @@
-"""What a database engine does for backups: snapshot, and export rows as text."""
+"""What a database engine does for backups: snapshot, export rows as text, verify a copy, restore into."""
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
@@ -34,17 +34,38 @@ class Snapshot:
     sha256: str | None = None  # Of the file, when asked for and computed along the way.
 
 
+@dataclass(frozen=True)
+class Misconfigured:
+    """A setting under which backups and the sensor loop cannot share the database."""
+
+    message: str
+    hint: str
+
+
+class DamagedCopy(Exception):
+    """What is wrong with a copy of a database, in a few words."""
+
+
+class RestoreFailed(Exception):
+    """Why copying a snapshot into a database stopped, in the engine's words."""
+
+
 class Engine:
     """Generic engine: exports through the ORM's database connection."""
-
-    vendor = "generic"
 
     def __init__(self, alias: str, settings_dict: dict) -> None:
         self.alias = alias
         self.settings_dict = settings_dict
 
-    def describe(self) -> str:
-        return f"{self.settings_dict['ENGINE']} database {self.settings_dict.get('NAME')!r}"
+    def _unsupported(self, what: str) -> BackupError:
+        return BackupError(
+            f"{what} is not supported for {self.settings_dict['ENGINE']}: "
+            "use the CSV and JSON exports, or the database's own dump and restore tools."
+        )
+
+    def misconfiguration(self) -> Misconfigured | None:
+        """What in this database's setup keeps backups and the sensor loop from sharing it, if anything."""
+        return None
 
     def check_available(self) -> None:
         """Raise a BackupError when the database cannot be read at all."""
@@ -59,6 +80,31 @@ class Engine:
             f"Database snapshots are not supported for {self.settings_dict['ENGINE']}: "
             "use the CSV and JSON exports, or the database's own dump tool."
         )
+
+    def verify_copy(self, path: Path) -> Snapshot:
+        """Prove that a plain snapshot file is a whole, sound database; say what it holds.
+
+        Raises DamagedCopy saying what is wrong with it.
+        """
+        raise self._unsupported("Checking a database snapshot")
+
+    def applied_migrations(self, path: Path) -> set[tuple[str, str]]:
+        """The (app, migration) pairs a snapshot file records; DamagedCopy when it has no such history."""
+        raise self._unsupported("Restoring a database snapshot")
+
+    def count_readings(self) -> int:
+        """Readings in the live database now; 0 when it has no readings table."""
+        return Reading.objects.using(self.alias).count()
+
+    def restore_into(
+        self, source: Path, target: Path | None = None, *, keep_tables: Sequence[str] = ()
+    ) -> None:
+        """Copy a verified snapshot file's content into target, a scratch file, or the live database (None).
+
+        In the live database the rows of keep_tables stay the live ones. Raises
+        RestoreFailed; the live database is then unchanged.
+        """
+        raise self._unsupported("Restoring a database snapshot")
 
     def export_lines(
         self, line_format: str, zone: ZoneInfo, start: datetime | None, end: datetime | None, chunk: int

@@ -1,22 +1,20 @@
 """SQLite: online snapshots with the backup API, exports formatted in SQL."""
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from django.db import connections
+
 from backup_tasks.core import errors
-from backup_tasks.engines.base import Engine, Snapshot, _window_sql
+from backup_tasks.engines.base import DamagedCopy, Engine, Misconfigured, RestoreFailed, Snapshot, _window_sql
 from backup_tasks.storage.checksums import file_sha256
 from readings.models import Reading
 
 HEADER = b"SQLite format 3\x00"
-
-
-class DamagedCopy(Exception):
-    """What is wrong with a copy of a database, in a few words."""
 
 
 # Each reading becomes one finished line inside SQLite: formatting 15.8
@@ -45,8 +43,6 @@ HOUR = timedelta(hours=1)
 
 
 class SQLiteEngine(Engine):
-    vendor = "sqlite"
-
     @property
     def path(self) -> Path:
         return Path(self.settings_dict["NAME"])
@@ -55,8 +51,27 @@ class SQLiteEngine(Engine):
     def busy_timeout(self) -> float:
         return float(self.settings_dict.get("OPTIONS", {}).get("timeout", 20))
 
-    def describe(self) -> str:
-        return f"SQLite database {self.path}"
+    def misconfiguration(self) -> Misconfigured | None:
+        """The sensor loop and backups share the database only in WAL mode."""
+        name = str(self.settings_dict["NAME"])
+        # A missing database is reported by the command that needs it; a
+        # check must never create an empty one.
+        if name == ":memory:" or "mode=memory" in name or not Path(name).is_file():
+            return None
+        try:
+            with connections[self.alias].cursor() as cursor:
+                cursor.execute("PRAGMA journal_mode")
+                mode = cursor.fetchone()[0]
+        except Exception:
+            return None  # Unreadable or corrupt: the backup command says so in its own words.
+        if str(mode).lower() == "wal":
+            return None
+        return Misconfigured(
+            f"The SQLite database {name} is in {mode!r} journal mode, not WAL: the sensor "
+            "loop would fail with 'database is locked' while a backup reads.",
+            "Keep init_command 'PRAGMA journal_mode=WAL' in DATABASES OPTIONS, and keep "
+            "the database on a local disk (WAL does not work on network shares).",
+        )
 
     def size_bytes(self) -> int:
         try:
@@ -137,6 +152,64 @@ class SQLiteEngine(Engine):
                 raise self._translate(exc, target) from None
             return Snapshot(rows, _parse(newest) if newest else None, digest.result() if digest else None)
 
+    def verify_copy(self, path: Path) -> Snapshot:
+        with path.open("rb") as handle:
+            if handle.read(len(HEADER)) != HEADER:
+                raise DamagedCopy("not a SQLite database")
+        try:
+            db = _open_copy(path)
+            try:
+                if problem := _integrity_problem(db):
+                    raise DamagedCopy(f"integrity check failed: {problem}")
+                rows, newest = _readings_in(db)
+            finally:
+                db.close()
+        except sqlite3.DatabaseError as exc:
+            raise DamagedCopy(f"not a readable snapshot: {exc}") from None
+        return Snapshot(rows, _parse(newest) if newest else None)
+
+    def applied_migrations(self, path: Path) -> set[tuple[str, str]]:
+        db = _open_copy(path)
+        try:
+            return set(db.execute("SELECT app, name FROM django_migrations").fetchall())
+        except sqlite3.DatabaseError:
+            raise DamagedCopy("it has no migration history") from None
+        finally:
+            db.close()
+
+    def count_readings(self) -> int:
+        live = self.connect()
+        try:
+            return _readings_in(live)[0]
+        except sqlite3.DatabaseError:
+            return 0
+        finally:
+            live.close()
+
+    def restore_into(
+        self, source: Path, target: Path | None = None, *, keep_tables: Sequence[str] = ()
+    ) -> None:
+        """Online backup API from the snapshot, page by page under SQLite's own locking:
+        the live database is never replaced by a file copy behind the back of a
+        process that has it open."""
+        if target is None:
+            connections[self.alias].close()  # Django's connection must not keep the old pages.
+        try:
+            copy = _open_copy(source)
+            into = self.connect() if target is None else sqlite3.connect(target)
+            try:
+                kept = [table for table in keep_tables if target is None and _set_aside(into, table)]
+                copy.backup(into, pages=-1)
+                if target is None:
+                    into.execute("PRAGMA journal_mode=WAL")
+                for table in kept:
+                    _put_back(into, table)
+            finally:
+                copy.close()
+                into.close()
+        except sqlite3.Error as exc:
+            raise RestoreFailed(str(exc)) from None
+
     def export_lines(
         self, line_format: str, zone: ZoneInfo, start: datetime | None, end: datetime | None, chunk: int
     ) -> Iterator[list[str]]:
@@ -207,16 +280,50 @@ def check_copy(path: Path) -> tuple[int, str | None]:
         raise DamagedCopy(
             f"its copy has {size:,} bytes where its header says {pages:,} pages of {page_size:,}"
         )
-    db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    db = _open_copy(path)
     try:
-        problems = [row[0] for row in db.execute("PRAGMA integrity_check(20)")]
-        if problems != ["ok"]:
-            raise DamagedCopy(f"integrity check: {problems[0]}")
-        table = Reading._meta.db_table
-        rows, newest = db.execute(f"SELECT COUNT(*), MAX(timestamp) FROM {table}").fetchone()
-        return rows, newest
+        if problem := _integrity_problem(db):
+            raise DamagedCopy(f"integrity check: {problem}")
+        return _readings_in(db)
     finally:
         db.close()
+
+
+def _open_copy(path: Path) -> sqlite3.Connection:
+    """Open a copy read-only, without creating -wal or -shm files beside it."""
+    return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro&immutable=1", uri=True)
+
+
+def _integrity_problem(db: sqlite3.Connection) -> str | None:
+    """The first problem SQLite's full integrity check finds (every page, cell and index entry)."""
+    problems = [row[0] for row in db.execute("PRAGMA integrity_check(20)")]
+    return None if problems == ["ok"] else problems[0]
+
+
+def _readings_in(db: sqlite3.Connection) -> tuple[int, str | None]:
+    """How many readings a database holds, and the newest one's time stamp as stored."""
+    return db.execute(f"SELECT COUNT(*), MAX(timestamp) FROM {Reading._meta.db_table}").fetchone()
+
+
+def _set_aside(live: sqlite3.Connection, table: str) -> bool:
+    """Copy a live table aside before a restore (a temporary table survives it)."""
+    try:
+        live.execute(f"CREATE TEMP TABLE saved_{table} AS SELECT * FROM main.{table}")
+    except sqlite3.DatabaseError:
+        return False
+    return True
+
+
+def _put_back(live: sqlite3.Connection, table: str) -> None:
+    """The table's rows are the live ones again, not the snapshot's older copy."""
+    restored = {row[1] for row in live.execute(f"PRAGMA main.table_info({table})")}
+    if not restored:
+        return  # A snapshot from before the table existed: 'migrate' brings it.
+    saved = [row[1] for row in live.execute(f"PRAGMA temp.table_info(saved_{table})")]
+    names = ", ".join(name for name in saved if name in restored)
+    live.execute(f"DELETE FROM main.{table}")
+    live.execute(f"INSERT INTO main.{table} ({names}) SELECT {names} FROM temp.saved_{table}")
+    live.execute(f"DROP TABLE temp.saved_{table}")
 
 
 def _by_segment(

@@ -3,15 +3,12 @@
 CELERY_BEAT_SCHEDULER points here. Compared with upstream:
 
 - Daylight saving time (upstream #134, #194, #604): crontabs are computed in
-  real (UTC) time from wall-clock times in their zone. A time skipped when
-  clocks go forward runs shifted forward by the gap (02:00 becomes 03:00),
-  once; a time that happens twice when clocks go back runs once, at its first
-  occurrence, except when the hour field is '*': then each real hour runs.
+  real (UTC) time from wall-clock times in their zone, by core.crontab.
   Upstream skips the repeated hour of an hourly job.
 - Every enabled task is loaded: upstream keeps only crontabs within two hours
   of now, with zone offsets taken from a January date (an hour off in summer).
 - Each message carries its schedule slot, so the worker's single-flight lock
-  gives one backup per slot (see flight.py).
+  gives one backup per slot (see queueing.flight).
 - One beat sends: a second one (two `worker -B` by mistake) stands by and
   takes over within BACKUP_LOCK_TTL seconds when the first stops.
 - A run that cannot be queued (Redis down) is written to scheduled_backup.log
@@ -21,26 +18,24 @@ CELERY_BEAT_SCHEDULER points here. Compared with upstream:
 import logging
 import os
 import socket
-from collections.abc import Iterator
 from contextlib import suppress
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime, timedelta
 
+import redis
 from celery import schedules
 from celery.beat import SchedulingError
 from django_celery_beat.schedulers import DatabaseScheduler, ModelEntry
 from django_celery_beat.tzcrontab import TzAwareCrontab
 
 from backup_tasks import conf
+from backup_tasks.core.crontab import MAX_DAYS, Crontab, interval_run_after
+from backup_tasks.queueing import broker, flight
+from backup_tasks.queueing.headers import SLOT_HEADER
 from backup_tasks.storage.log import run_logger
 
 # Celery's beat log (the worker's console); scheduled_backup.log gets only
 # what an operator needs: missed runs and a second beat.
 logger = logging.getLogger("celery.beat")
-
-# No zone moves its clocks by more than this at once.
-FOLD_MARGIN = timedelta(hours=3)
-# A crontab that matches no day in this many days never runs (e.g. 30 February).
-MAX_DAYS = 4 * 366 + 7
 
 
 def now() -> datetime:
@@ -60,47 +55,7 @@ class PlantCrontab(TzAwareCrontab):
 
     def next_run_after(self, moment: datetime) -> datetime | None:
         """The first run strictly after `moment`, or None if the crontab never matches."""
-        after = moment.astimezone(UTC)
-        # Start a little before `moment` in wall time: after clocks go back,
-        # an earlier wall time can still lie ahead in real time.
-        start = after.astimezone(self.tz).replace(tzinfo=None) - FOLD_MARGIN
-        best: datetime | None = None
-        best_wall: datetime | None = None
-        for wall in self._walls_from(start):
-            if best_wall is not None and wall > best_wall + FOLD_MARGIN:
-                break
-            for instant in self._instants(wall):
-                if instant > after and (best is None or instant < best):
-                    best, best_wall = instant, wall
-        return best.astimezone(self.tz) if best else None
-
-    def _walls_from(self, start: datetime) -> Iterator[datetime]:
-        """Matching wall-clock times from `start` on, in wall-clock order."""
-        day = start.date()
-        for _ in range(MAX_DAYS):
-            if self._matches(day):
-                for hour in sorted(self.hour):
-                    for minute in sorted(self.minute):
-                        wall = datetime.combine(day, time(hour, minute))
-                        if wall >= start:
-                            yield wall
-            day += timedelta(days=1)
-
-    def _matches(self, day: date) -> bool:
-        return (
-            day.month in self.month_of_year
-            and day.day in self.day_of_month
-            and day.isoweekday() % 7 in self.day_of_week
-        )
-
-    def _instants(self, wall: datetime) -> tuple[datetime, ...]:
-        # fold=0 is the first occurrence of a repeated time, and for a skipped
-        # time the reading with the old offset: shifted forward by the gap.
-        first = wall.replace(tzinfo=self.tz, fold=0).astimezone(UTC)
-        second = wall.replace(tzinfo=self.tz, fold=1).astimezone(UTC)
-        if second > first and self.hour == set(range(24)):
-            return first, second  # Repeated hour of an every-hour job: both real hours run.
-        return (first,)
+        return Crontab.of(self, self.tz).next_run_after(moment)
 
     # All arithmetic in UTC: Python compares and subtracts two times of the
     # same zone by their wall clocks, which is wrong across a DST change.
@@ -156,13 +111,11 @@ class PlantEntry(ModelEntry):
         if isinstance(self.schedule, PlantCrontab):
             return self.schedule.next_run_after(moment)
         if isinstance(self.schedule, schedules.schedule):
-            return (_utc(moment) + self.schedule.run_every).astimezone(conf.plant_zone())
+            return interval_run_after(moment, self.schedule.run_every, conf.plant_zone())
         return None
 
 
 class PlantScheduler(DatabaseScheduler):
-    # Redis, the locks and the tasks load with a beat, inside its methods:
-    # `backup_database --status` needs only PlantEntry, and starts faster without them.
     Entry = PlantEntry
 
     def __init__(self, *args, **kwargs) -> None:
@@ -176,19 +129,13 @@ class PlantScheduler(DatabaseScheduler):
     # -- one beat sends ---------------------------------------------------
 
     def tick(self, *args, **kwargs) -> float:
-        from backup_tasks.queueing import flight
-
         if not self._lead():
-            return min(self.max_interval, flight.lock_ttl() / 3)
+            return min(self.max_interval, conf.lock_ttl_seconds() / 3)
         return super().tick(*args, **kwargs)
 
     def _lead(self) -> bool:
-        import redis
-
-        from backup_tasks.queueing import broker, flight
-
         key = f"{flight.PREFIX}:beat"
-        ttl_ms = flight.lock_ttl() * 1000
+        ttl_ms = conf.lock_ttl_seconds() * 1000
         try:
             r = broker.client()
             leading = bool(
@@ -219,18 +166,12 @@ class PlantScheduler(DatabaseScheduler):
     def close(self) -> None:
         super().close()
         if self._leading:
-            import redis
-
-            from backup_tasks.queueing import broker, flight
-
             with suppress(redis.RedisError):  # If Redis is down, it expires by itself.
                 broker.client().eval(flight.RELEASE, 1, f"{flight.PREFIX}:beat", self._token)
 
     # -- slots and missed runs --------------------------------------------
 
     def apply_async(self, entry, producer=None, advance=True, **kwargs):
-        from backup_tasks.tasks import SLOT_HEADER
-
         due = entry.due_at()
         if due is not None:
             headers = {**entry.options.get("headers", {}), SLOT_HEADER: due.isoformat(sep=" ")}
@@ -238,8 +179,6 @@ class PlantScheduler(DatabaseScheduler):
         return super().apply_async(entry, producer=producer, advance=advance, **kwargs)
 
     def apply_entry(self, entry, producer=None) -> None:
-        from backup_tasks.queueing import broker
-
         logger.info("Scheduler: Sending due task %s (%s)", entry.name, entry.task)
         try:
             result = self.apply_async(entry, producer=producer, advance=False)

@@ -17,8 +17,8 @@ from datetime import datetime
 
 import redis
 from celery import current_app
-from django.conf import settings
 
+from backup_tasks import conf
 from backup_tasks.queueing.broker import client
 
 PREFIX = "smartaquarium"
@@ -28,10 +28,6 @@ logger = logging.getLogger(__name__)
 _IF_HOLDER = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call"
 RENEW = _IF_HOLDER + "('pexpire', KEYS[1], ARGV[2]) end return 0"
 RELEASE = _IF_HOLDER + "('del', KEYS[1]) end return 0"
-
-
-def lock_ttl() -> int:
-    return max(1, int(getattr(settings, "BACKUP_LOCK_TTL", 60)))
 
 
 def done_ttl() -> int:
@@ -51,7 +47,7 @@ class Heartbeat:
         self._thread.start()
 
     def _run(self) -> None:
-        ttl = lock_ttl()
+        ttl = conf.lock_ttl_seconds()
         while not self._stop.wait(ttl / 3):
             try:
                 if not client().eval(RENEW, 1, self.key, self.token, ttl * 1000):
@@ -111,7 +107,7 @@ def claim(operation: str, *, key: str, token: str) -> Claim | Skipped:
         while True:
             if done := r.get(done_key):
                 return Skipped(f"already done for this run ({done})")
-            if r.set(lock_key, token, nx=True, px=lock_ttl() * 1000):
+            if r.set(lock_key, token, nx=True, px=conf.lock_ttl_seconds() * 1000):
                 if done := r.get(done_key):  # Finished between our two looks.
                     r.eval(RELEASE, 1, lock_key, token)
                     return Skipped(f"already done for this run ({done})")

@@ -1,8 +1,8 @@
 """The guide's backup schedule, written once into django-celery-beat's tables.
 
-The data migration 0002 calls install_default_schedules() when the database
-is created. Nothing calls it again: a re-run of `migrate`, a restart or a
-deploy never overwrites what an operator changed in admin.
+The data migration 0001_default_schedules calls install_default_schedules()
+when the database is created. Nothing calls it again: a re-run of `migrate`,
+a restart or a deploy never overwrites what an operator changed in admin.
 """
 
 from dataclasses import dataclass

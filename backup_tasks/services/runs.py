@@ -17,6 +17,7 @@ from django.db import DatabaseError
 from django.utils import timezone
 
 from backup_tasks import conf
+from backup_tasks.core import layout
 from backup_tasks.core.errors import BackupError
 from backup_tasks.engines import get_engine
 from backup_tasks.models import BackupRun
@@ -94,42 +95,46 @@ def _finish(run: Run, alias: str) -> None:
         run_logger().warning("Could not record the %s run in the database: %s", run.kind, exc)
 
 
-def record_finished(run: Run, *, alias: str, started_at: datetime) -> None:
-    """Record a run only once it has finished (a restore replaces the run table while it works)."""
-    if not _database_ready(alias):
-        return
-    run.record = BackupRun(kind=run.kind, trigger=run.trigger[:200], started_at=started_at)
-    _finish(run, alias)
-
-
 def notify_failure(run: Run) -> None:
     label = BackupRun.Kind(run.kind).label
     run_logger().error("%s failed (%s): %s", label, run.trigger or "no trigger", run.error)
     logging.getLogger("backup_tasks.alerts").error("%s failed: %s", label, run.error)
     mail_admins(
         f"{label} failed",
-        f"{label} failed.\n\nTrigger: {run.trigger or '-'}\nError: {run.error}\n\n"
-        f"Log: {conf.backup_dir() / 'scheduled_backup.log'}\n",
+        f"{label} failed.\n\nTrigger: {run.trigger or '-'}\nError: {run.error}\n\nLog: {layout.log_path()}\n",
         fail_silently=True,
     )
 
 
 @contextmanager
-def recorded(kind: str, *, trigger: str = "", alias: str = "default") -> Iterator[Run]:
-    """Record one run of `kind`; the body fills in the Run it is given."""
+def recorded(
+    kind: str, *, trigger: str = "", alias: str = "default", when_finished: bool = False
+) -> Iterator[Run]:
+    """Record one run of `kind`; the body fills in the Run it is given.
+
+    when_finished: write nothing until the run has ended (a restore replaces
+    the run table while it works, and would overwrite an earlier record).
+    """
     run = Run(kind=kind, trigger=trigger)
-    _start(run, alias)
+    started_at = timezone.now()
+    if not when_finished:
+        _start(run, alias)
     began = time.monotonic()
+
+    def finish() -> None:
+        run.duration_s = time.monotonic() - began
+        if when_finished and _database_ready(alias):
+            run.record = BackupRun(kind=run.kind, trigger=run.trigger[:200], started_at=started_at)
+        _finish(run, alias)
+
     try:
         yield run
     except BaseException as exc:
         run.status = BackupRun.Status.FAILED
         run.error = str(exc) if isinstance(exc, BackupError) else f"{type(exc).__name__}: {exc}"
-        run.duration_s = time.monotonic() - began
-        _finish(run, alias)
+        finish()
         notify_failure(run)
         raise
-    run.duration_s = time.monotonic() - began
-    _finish(run, alias)
+    finish()
     if run.status == BackupRun.Status.FAILED:
         notify_failure(run)

@@ -8,9 +8,11 @@ from django.utils import timezone
 
 from backup_tasks import conf
 from backup_tasks.core import layout
+from backup_tasks.core.crontab import Crontab, interval_run_after
 from backup_tasks.core.errors import BackupError
 from backup_tasks.engines import get_engine
-from backup_tasks.models import BackupRun
+from backup_tasks.models import BackupRun, BackupSchedule
+from backup_tasks.storage.log import run_logger
 from readings.models import Reading
 
 RULE = "=" * 60
@@ -140,19 +142,30 @@ def schedule_lines(alias: str) -> list[str]:
 
 def schedule_times(alias: str) -> list[tuple[str, str]]:
     """(name, "next run YYYY-MM-DD HH:MM:SS" or "disabled") of each of our periodic tasks."""
-    from celery import current_app
-
-    from backup_tasks.models import BackupSchedule
-    from backup_tasks.queueing.beat import PlantEntry
-
     now = timezone.now()
     times = []
     for task in BackupSchedule.objects.using(alias).ours().order_by("name"):
         if not task.enabled:
             times.append((task.name, "disabled"))
             continue
-        # An interval counts from its last run; a crontab from now.
-        since = task.last_run_at if task.interval_id and task.last_run_at else now
-        nxt = PlantEntry(task, app=current_app).due_after(since)
+        nxt = _next_run(task, now)
         times.append((task.name, f"next run {_when(max(nxt, now) if nxt else None)}"))
     return times
+
+
+def _next_run(task: BackupSchedule, now: datetime) -> datetime | None:
+    """When the scheduler (queueing.beat) sends this task next, by the same arithmetic."""
+    if task.crontab is not None:
+        return Crontab.of(task.crontab.schedule, task.crontab.timezone).next_run_after(now)
+    if task.interval is not None:
+        # An interval counts from its last run.
+        since = task.last_run_at or now
+        return interval_run_after(since, task.interval.schedule.run_every, conf.plant_zone())
+    return None  # solar and one-off schedules are not ours
+
+
+def log_statistics(*, alias: str = "default", root: Path | None = None) -> StatusReport:
+    """Write the BACKUP STATUS report to the activity log and return it."""
+    report = backup_status(alias=alias, root=root)
+    run_logger().info("Backup statistics:\n%s", render_status(report))
+    return report

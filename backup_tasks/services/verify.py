@@ -1,13 +1,12 @@
 """Check backups: checksum against the sidecar, then the content itself.
 
-A snapshot must pass PRAGMA integrity_check; an export must parse and hold
-as many readings as were recorded when it was written.
+A snapshot must pass its engine's check of a copy (engines.*.verify_copy); an
+export must parse and hold as many readings as were recorded when it was written.
 """
 
 import csv
 import io
 import json
-import sqlite3
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,7 +18,8 @@ from django.db import DatabaseError
 
 from backup_tasks.core import layout
 from backup_tasks.core.errors import BackupError
-from backup_tasks.engines.sqlite import HEADER
+from backup_tasks.engines import get_engine
+from backup_tasks.engines.base import DamagedCopy
 from backup_tasks.models import BackupRun
 from backup_tasks.services.runs import recorded
 from backup_tasks.storage import compression
@@ -87,33 +87,12 @@ def text_of(path: Path) -> Iterator[io.TextIOWrapper]:
         raise ContentError(f"cannot be decompressed: {exc}") from None
 
 
-def open_snapshot(path: Path) -> sqlite3.Connection:
-    """Open a backup read-only without creating -wal or -shm files beside it."""
-    return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro&immutable=1", uri=True)
-
-
-def snapshot_rows(path: Path) -> int:
+def snapshot_rows(path: Path, alias: str) -> int:
     try:
         with compression.plain_copy(path) as plain:
-            return plain_snapshot_rows(plain)
-    except BackupError as exc:
+            return get_engine(alias).verify_copy(plain).rows
+    except (BackupError, DamagedCopy) as exc:
         raise ContentError(str(exc)) from None
-
-
-def plain_snapshot_rows(path: Path) -> int:
-    with path.open("rb") as handle:
-        if handle.read(len(HEADER)) != HEADER:
-            raise ContentError("not a SQLite database")
-    db = open_snapshot(path)
-    try:
-        problems = [row[0] for row in db.execute("PRAGMA integrity_check(5)")]
-        if problems != ["ok"]:
-            raise ContentError(f"integrity check failed: {problems[0]}")
-        return db.execute("SELECT COUNT(*) FROM readings_reading").fetchone()[0]
-    except sqlite3.DatabaseError as exc:
-        raise ContentError(f"not a readable snapshot: {exc}") from None
-    finally:
-        db.close()
 
 
 def csv_rows(path: Path) -> int:
@@ -159,21 +138,14 @@ def json_rows(path: Path) -> int:
     return rows
 
 
-ROW_COUNTERS = {"db": snapshot_rows, "csv": csv_rows, "json": json_rows}
+EXPORT_ROW_COUNTERS = {"csv": csv_rows, "json": json_rows}
 
 
 def recorded_rows(path: Path, kind: layout.Kind, alias: str) -> int | None:
     """Readings recorded for this file when it was written (per part for a CSV in parts)."""
     first = layout.first_part(kind, path)
     try:
-        run = (
-            BackupRun.objects.using(alias)
-            .succeeded()
-            .filter(file__endswith=f"/{first.name}")
-            .exclude(rows=None)
-            .order_by("-started_at")
-            .first()
-        )
+        run = BackupRun.objects.using(alias).last_success_for(first)
     except DatabaseError:
         return None
     if run is None:
@@ -193,7 +165,7 @@ def verify_file(path: Path, *, alias: str = "default", use_records: bool = True)
         return FileCheck(shown, UNKNOWN, "not a backup file (.sqlite3, .csv or .json)")
     expected = recorded_checksum(path)
     try:
-        rows = ROW_COUNTERS[kind.key](path)
+        rows = snapshot_rows(path, alias) if kind is layout.DB else EXPORT_ROW_COUNTERS[kind.key](path)
         content_error = None
     except ContentError as exc:
         rows, content_error = None, str(exc)

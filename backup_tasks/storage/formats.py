@@ -7,14 +7,12 @@ backup files (write_csv, write_json) and the admin's downloads (STREAMS) alike.
 from collections.abc import Callable, Iterable, Iterator
 from typing import BinaryIO
 
+from backup_tasks.conf import EXCEL_MAX_LINES  # a CSV export past it goes on in parts
+
 CSV_HEADER = "Water Temp (°C),Air Temp (°C),Humidity (%),Setpoint (°C),PID Output,Timestamp"
 # A byte-order mark makes Excel read UTF-8, so °C is not shown as "Â°C".
 BOM = "\ufeff"
 
-
-# Excel and LibreOffice open at most 1,048,576 lines: a longer CSV export goes
-# on in _part2, _part3, ... each with the header, so every file opens.
-EXCEL_MAX_LINES = 1_048_576
 
 OpenPart = Callable[[], BinaryIO]
 

@@ -23,9 +23,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from backup_tasks.core import errors
+from backup_tasks.core.units import human_size
 
 # Names the run writing a temporary file (a Celery task id), so that what a
-# killed run left behind can be found and removed: see services.remove_unfinished_files.
+# killed run left behind can be found and removed: see services.cleanup.remove_unfinished_files.
 run_tag: ContextVar[str] = ContextVar("run_tag", default="")
 
 
@@ -33,13 +34,39 @@ def ensure_dir(path: Path) -> Path:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise errors.from_os_error(exc, path, "the backup folder") from None
+        raise from_os_error(exc, path, "the backup folder") from None
     if not os.access(path, os.W_OK | os.X_OK):
         raise errors.NotWritable(
             f"Cannot write to the backup folder {path} (permission denied): "
             "make it writable for this user or set BACKUP_DIR to a writable folder."
         )
     return path
+
+
+def _free_space(path: Path) -> str:
+    usage = disk_usage(path)
+    return "free space unknown" if usage is None else f"{human_size(usage[1])} free"
+
+
+def from_os_error(exc: OSError, path: Path, what: str) -> errors.BackupError:
+    """Translate a filesystem error while writing `what` at `path` into a clear BackupError."""
+    code = exc.errno
+    if code in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return errors.DiskFull(
+            f"Not enough space to write {what} in {path} ({exc.strerror}, {_free_space(path)}): "
+            "free up space on the backup disk or run 'python manage.py backup_database --cleanup'."
+        )
+    if code in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return errors.NotWritable(
+            f"Cannot write {what} in {path} ({exc.strerror}): "
+            "make the backup folder writable for this user or set BACKUP_DIR to a writable folder."
+        )
+    if code in (errno.ENOTDIR, errno.EEXIST, errno.ENOENT):
+        return errors.NotWritable(
+            f"Cannot create the backup folder {path} ({exc.strerror}): "
+            "set BACKUP_DIR to a folder that can be created."
+        )
+    return errors.BackupError(f"Could not write {what} in {path}: {exc.strerror or exc}.")
 
 
 def fsync_file(path: Path) -> None:
@@ -185,7 +212,7 @@ def atomic_output(folder: Path, name_for: NameFor, when: datetime, what: str) ->
         fsync_dir(folder)
     except OSError as exc:
         output.discard()
-        raise errors.from_os_error(exc, folder, what) from None
+        raise from_os_error(exc, folder, what) from None
     except BaseException:
         output.discard()
         raise
@@ -243,6 +270,6 @@ class Output:
 
 
 def discard(tmp: Path) -> None:
-    """Remove a temporary file and the journal files SQLite may have made beside it."""
+    """Remove a temporary file and the journal files a database may have made beside it."""
     for path in (tmp, Path(f"{tmp}-journal"), Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
         path.unlink(missing_ok=True)

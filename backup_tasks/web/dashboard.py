@@ -13,8 +13,7 @@ from pathlib import Path
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import Avg, F, Func, IntegerField, Value
-from django.db.models.functions import Cast, Substr
+from django.db.models import Avg, F, Value
 from django.http import HttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
@@ -23,8 +22,9 @@ from django.views.decorators.http import require_GET, require_POST
 
 from backup_tasks import conf
 from backup_tasks.core import layout
+from backup_tasks.core.units import MB, human_size
+from backup_tasks.engines.sql import EpochSeconds
 from backup_tasks.models import BackupRun
-from backup_tasks.services.backup import human_size
 from backup_tasks.services.health import NAMES as HEALTH_NAMES
 from backup_tasks.services.health import backup_health
 from backup_tasks.services.status import backup_status, render_status, schedule_times
@@ -37,31 +37,9 @@ DASHBOARD_PERMISSION = "backup_tasks.view_dashboard"
 RECENT_RUNS = 20
 FILES_PER_KIND = 10
 BACKUP_CHART_DAYS = 30
-MB = 1024 * 1024  # as human_size() counts, so the chart and the tables agree
 # Kinds whose runs leave a file; their sizes and durations are charted.
-FILE_KINDS = (BackupRun.Kind.SNAPSHOT, BackupRun.Kind.CSV, BackupRun.Kind.JSON)
+FILE_KINDS = BackupRun.FILE_KINDS
 KIND_COLOURS = {"snapshot": "#1565c0", "csv": "#2e7d32", "json": "#ef6c00"}
-
-
-class EpochSeconds(Func):
-    """Seconds since 1970 of a datetime column, computed in the database."""
-
-    output_field = IntegerField()
-
-    def as_sqlite(self, compiler, connection, **extra):
-        # strftime's format goes in as a parameter: a literal %s would be taken for one.
-        # Whole seconds only: strftime would round 11:49:59.9999 up into the next bucket.
-        [timestamp] = self.get_source_expressions()
-        seconds = Func(Value("%s"), Substr(timestamp, 1, 19), function="strftime")
-        return Cast(seconds, IntegerField()).as_sql(compiler, connection, **extra)
-
-    def as_postgresql(self, compiler, connection, **extra):
-        return self.as_sql(
-            compiler,
-            connection,
-            template="CAST(FLOOR(EXTRACT(EPOCH FROM %(expressions)s)) AS BIGINT)",
-            **extra,
-        )
 
 
 @dataclass(frozen=True)

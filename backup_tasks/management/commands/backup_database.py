@@ -11,7 +11,8 @@ from django.core.management.base import BaseCommand, CommandError
 from backup_tasks import conf
 from backup_tasks.core import layout
 from backup_tasks.core.errors import BackupError
-from backup_tasks.services import backup
+from backup_tasks.core.units import human_size
+from backup_tasks.services import backup, cleanup
 from backup_tasks.services.health import backup_health
 from backup_tasks.services.status import backup_status, render_status
 from backup_tasks.services.verify import verify_backups
@@ -21,6 +22,22 @@ DONE_LINES = {
     "csv": "Readings exported to CSV: {path}",
     "json": "Readings exported to JSON: {path}",
 }
+PERIODS = ("hourly", "daily", "weekly", "monthly")
+# --verify, --restore, --drill and --check each run on their own (argparse keeps them apart).
+SOLO_MODES = ("verify", "restore", "drill", "check")
+SINCE_UNTIL = (
+    "--since and --until go with a backup or export, as in: backup_database --type csv --since 2025-01-01"
+)
+# Options that go with one action only: (option, its action, the line when it comes without it).
+BELONGS_TO = (
+    ("since", "backup", SINCE_UNTIL),
+    ("until", "backup", SINCE_UNTIL),
+    ("compress", "backup", "--compress goes with a backup or export, as in: backup_database --compress zstd"),
+    ("yes", "restore", "--yes goes with --restore"),
+    ("days", "cleanup", "--days goes with --cleanup, as in: backup_database --cleanup --days 7"),
+    *((f"keep_{period}", "cleanup", f"--keep-{period} goes with --cleanup") for period in PERIODS),
+    ("dry_run", "cleanup", "--dry-run goes with --cleanup"),
+)
 RESTORE_NOTE = (
     "Stop the web server and the Celery worker before restoring (for example "
     "'sudo systemctl stop smartaquarium-worker'), and start them again afterwards."
@@ -137,7 +154,7 @@ class Command(BaseCommand):
             action="store_true",
             help="with --cleanup: list what would be removed and why the rest stays",
         )
-        for period in ("hourly", "daily", "weekly", "monthly"):
+        for period in PERIODS:
             parser.add_argument(
                 f"--keep-{period}",
                 type=int,
@@ -174,91 +191,58 @@ class Command(BaseCommand):
             help="with --check: the oldest the newest snapshot may be (default 2)",
         )
 
-    def handle(
-        self,
-        *,
-        type,
-        status,
-        cleanup,
-        days,
-        verify,
-        restore,
-        drill,
-        check,
-        yes,
-        max_age,
-        dry_run,
-        since,
-        until,
-        **options,
-    ):
-        keep = {f"keep_{p}": options[f"keep_{p}"] for p in ("hourly", "daily", "weekly", "monthly")}
-        mode = next(
-            (
-                flag
-                for flag, on in (
-                    ("--verify", verify is not None),
-                    ("--restore", restore),
-                    ("--drill", drill),
-                    ("--check", check),
-                )
-                if on
-            ),
-            None,
-        )
-        if mode and (type or status or cleanup):
-            raise Error(f"{mode} runs on its own: leave out --type, --status and --cleanup")
-        run_backup = not mode and (type is not None or not (status or cleanup))
-        if (since or until) and not run_backup:
-            raise Error(
-                "--since and --until go with a backup or export, as in: backup_database --type csv --since 2025-01-01"
-            )
-        if options["compress"] and not run_backup:
-            raise Error("--compress goes with a backup or export, as in: backup_database --compress zstd")
-        if since and until and since >= until:
-            raise Error("--since must be before --until")
-        if yes and not restore:
-            raise Error("--yes goes with --restore")
-        if days is not None and not cleanup:
-            raise Error("--days goes with --cleanup, as in: backup_database --cleanup --days 7")
-        for name, value in keep.items():
-            if value is not None and not cleanup:
-                raise Error(f"--{name.replace('_', '-')} goes with --cleanup")
-        if dry_run and not cleanup:
-            raise Error("--dry-run goes with --cleanup")
-        if dry_run and type:
-            raise Error("--dry-run lists what cleanup would remove: leave out --type")
-        if days is not None and days < 1:
-            raise Error(f"--days must be at least 1, got {days}")
+    def handle(self, **options):
+        given = {name for name, value in options.items() if value is not None and value is not False}
+        actions = self._actions(given)
+        for option, action, message in BELONGS_TO:
+            if option in given and action not in actions:
+                raise Error(message)
+        self._check_values(options)
         trigger = "command: " + (
             " ".join(["backup_database", *sys.argv[2:]])
             if getattr(self, "_called_from_command_line", False)
             else "backup_database (call_command)"
         )
+        runs = {
+            "verify": self._verify,
+            "restore": self._restore,
+            "drill": self._drill,
+            "check": self._check,
+            "backup": self._backup,
+            "cleanup": self._cleanup,
+            "status": self._status,
+        }
         try:
-            if mode == "--check":
-                return self._check(max_age)
-            if mode == "--verify":
-                return self._verify(verify, trigger)
-            if mode == "--restore":
-                return self._restore(Path(restore), yes, trigger)
-            if mode == "--drill":
-                return self._drill(trigger)
-            if run_backup:
-                self._backup(type or "all", trigger, since, until, options["compress"])
-            if cleanup:
-                self._cleanup(days, keep, dry_run, trigger)
+            for action in actions:
+                runs[action](options, trigger)
         except BackupError as exc:
             raise Error(str(exc)) from None
-        if status:
-            report = backup_status()
-            self.stdout.write(render_status(report))
-            if report.database_problem:
-                raise Error(report.database_problem)
 
-    def _backup(
-        self, kind: str, trigger: str, since: datetime | None, until: datetime | None, compress: str | None
-    ) -> None:
+    @staticmethod
+    def _actions(given: set[str]) -> list[str]:
+        """What this call does, in order: one mode of its own, or backup, cleanup and status."""
+        solo = [mode for mode in SOLO_MODES if mode in given]
+        if solo:
+            if given & {"type", "status", "cleanup"}:
+                raise Error(f"--{solo[0]} runs on its own: leave out --type, --status and --cleanup")
+            return solo
+        # The guide's plain `backup_database` is a complete backup; --status or
+        # --cleanup alone do only that, unless --type asks for a backup too.
+        backup = ["backup"] if "type" in given or not given & {"status", "cleanup"} else []
+        return backup + [action for action in ("cleanup", "status") if action in given]
+
+    @staticmethod
+    def _check_values(options: dict) -> None:
+        since, until, days = options["since"], options["until"], options["days"]
+        if since and until and since >= until:
+            raise Error("--since must be before --until")
+        if options["dry_run"] and options["type"]:
+            raise Error("--dry-run lists what cleanup would remove: leave out --type")
+        if days is not None and days < 1:
+            raise Error(f"--days must be at least 1, got {days}")
+
+    def _backup(self, options: dict, trigger: str) -> None:
+        kind = options["type"] or "all"
         kinds = backup.ALL_KINDS if kind == "all" else (kind,)
 
         def report(result: backup.BackupResult) -> None:
@@ -268,16 +252,20 @@ class Command(BaseCommand):
             kinds=kinds,
             trigger=trigger,
             on_result=report,
-            start=since,
-            end=until,
-            compress=compress,
+            start=options["since"],
+            end=options["until"],
+            compress=options["compress"],
             progress=ProgressReport(self.stderr),
         )
         if kind == "all":
             self.stdout.write("Backup completed!")
 
-    def _cleanup(self, days: int | None, keep: dict, dry_run: bool, trigger: str) -> None:
-        result = backup.cleanup_old_backups(days_to_keep=days, dry_run=dry_run, trigger=trigger, **keep)
+    def _cleanup(self, options: dict, trigger: str) -> None:
+        dry_run = options["dry_run"]
+        keep = {f"keep_{period}": options[f"keep_{period}"] for period in PERIODS}
+        result = cleanup.cleanup_old_backups(
+            days_to_keep=options["days"], dry_run=dry_run, trigger=trigger, **keep
+        )
         if dry_run:
             for shown in layout.display_strs(result.removed):
                 self.stdout.write(f"Would remove {shown}")
@@ -287,7 +275,7 @@ class Command(BaseCommand):
                 self.stdout.write(f"Keep {shown}: {', '.join(reasons)}")
             self.stdout.write(
                 f"Dry run ({result.policy}): would remove {len(result.removed)} backups "
-                f"({backup.human_size(result.freed_bytes)}), keep {result.kept}. Nothing was removed."
+                f"({human_size(result.freed_bytes)}), keep {result.kept}. Nothing was removed."
             )
             return
         for shown in layout.display_strs(result.removed):
@@ -296,10 +284,11 @@ class Command(BaseCommand):
             self.stdout.write(f"Removed unfinished file {shown}")
         self.stdout.write(
             f"Cleanup complete ({result.policy}): removed {len(result.removed)} backups "
-            f"({backup.human_size(result.freed_bytes)} freed), kept {result.kept}."
+            f"({human_size(result.freed_bytes)} freed), kept {result.kept}."
         )
 
-    def _verify(self, files: list[str], trigger: str) -> None:
+    def _verify(self, options: dict, trigger: str) -> None:
+        files = options["verify"]
         report = verify_backups(paths=[Path(f) for f in files] if files else None, trigger=trigger)
         for check in report.checks:
             self.stdout.write(f"{check.status:<8} {check.path}: {check.detail}")
@@ -309,7 +298,8 @@ class Command(BaseCommand):
                 f"{len(report.problems)} of {len(report.checks)} backups failed verification (see above)."
             )
 
-    def _restore(self, path: Path, yes: bool, trigger: str) -> None:
+    def _restore(self, options: dict, trigger: str) -> None:
+        path, yes = Path(options["restore"]), options["yes"]
         self.stdout.write(RESTORE_NOTE)
 
         def confirm(now: int, in_backup: int) -> bool:
@@ -327,11 +317,11 @@ class Command(BaseCommand):
             self.stdout.flush()
             return input("Type 'yes' to restore: ").strip().lower() == "yes"
 
-        from backup_tasks.services.restore import (
-            restore_snapshot,  # With the Redis client: only when restoring.
-        )
+        # Deferred: the Redis client and Django's migration loader load only when restoring.
+        from backup_tasks.queueing.flight import running
+        from backup_tasks.services.restore import restore_snapshot
 
-        result = restore_snapshot(path=path, trigger=trigger, confirm=confirm)
+        result = restore_snapshot(path=path, running_tasks=running, trigger=trigger, confirm=confirm)
         self.stdout.write(
             f"Safety snapshot of the live database: {layout.display_str(result.safety_snapshot)}"
         )
@@ -340,8 +330,8 @@ class Command(BaseCommand):
             f"{result.readings_after:,} after."
         )
 
-    def _drill(self, trigger: str) -> None:
-        from backup_tasks.services.restore import restore_drill
+    def _drill(self, options: dict, trigger: str) -> None:
+        from backup_tasks.services.restore import restore_drill  # deferred, as in _restore
 
         result = restore_drill(trigger=trigger)
         self.stdout.write(
@@ -349,9 +339,15 @@ class Command(BaseCommand):
             f"{result.rows:,} readings (newest {result.newest_reading}), integrity ok, matching its record."
         )
 
-    def _check(self, max_age: float) -> None:
-        health = backup_health(max_age_hours=max_age)
+    def _check(self, options: dict, trigger: str) -> None:
+        health = backup_health(max_age_hours=options["max_age"])
         self.stdout.write(health.line)
         if health.code:
             self.stdout.flush()
             sys.exit(health.code)
+
+    def _status(self, options: dict, trigger: str) -> None:
+        report = backup_status()
+        self.stdout.write(render_status(report))
+        if report.database_problem:
+            raise Error(report.database_problem)
