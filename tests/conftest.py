@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 import redis
 
+from tests.checkout_guard import checkout_stays_clean  # noqa: F401  (a session fixture: nothing left behind)
+
 PROJECT = Path(__file__).resolve().parent.parent
 
 
@@ -107,7 +109,7 @@ def measure(project: Project, script: str, *args: str) -> dict:
     out = subprocess.run(
         [sys.executable, "-c", script, *args],
         env=project.env,
-        cwd=PROJECT,
+        cwd=project.root,  # a relative path lands in tmp_path, not in the checkout
         capture_output=True,
         text=True,
         check=True,
