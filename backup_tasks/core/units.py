@@ -1,5 +1,8 @@
-"""Sizes as an operator reads them, counted one way everywhere: 1,024 bytes to the KB."""
+"""Sizes and moments as an operator reads them, each written one way everywhere."""
 
+from datetime import datetime, tzinfo
+
+# 1,024 bytes to the KB, in every message, table and chart.
 KB = 1024
 MB = KB * KB
 
@@ -11,3 +14,10 @@ def human_size(size: int) -> str:
             return f"{size:,} bytes" if unit == "bytes" else f"{size:,.1f} {unit}"
         size /= KB
     raise AssertionError("unreachable")
+
+
+def moment_text(moment: datetime | None, zone: tzinfo, *, with_zone: bool = False) -> str:
+    """A moment in the plant's zone, to the second; 'never' for a run that did not or will not happen."""
+    if moment is None:
+        return "never"
+    return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S" + (" %Z" if with_zone else ""))

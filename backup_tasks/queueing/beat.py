@@ -29,6 +29,7 @@ from django_celery_beat.tzcrontab import TzAwareCrontab
 
 from backup_tasks import conf
 from backup_tasks.core.crontab import MAX_DAYS, Crontab, interval_run_after
+from backup_tasks.core.units import moment_text
 from backup_tasks.queueing import broker, flight
 from backup_tasks.queueing.headers import SLOT_HEADER
 from backup_tasks.storage.log import run_logger
@@ -204,4 +205,4 @@ def _utc(moment: datetime) -> datetime:
 
 
 def _when(moment: datetime | None) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M:%S %Z") if moment else "unknown"
+    return moment_text(moment, conf.plant_zone(), with_zone=True)

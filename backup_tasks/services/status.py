@@ -10,6 +10,7 @@ from backup_tasks import conf
 from backup_tasks.core import layout
 from backup_tasks.core.crontab import Crontab, interval_run_after
 from backup_tasks.core.errors import BackupError
+from backup_tasks.core.units import moment_text
 from backup_tasks.engines import get_engine
 from backup_tasks.models import BackupRun, BackupSchedule
 from backup_tasks.storage.log import run_logger
@@ -116,7 +117,7 @@ def render_status(report: StatusReport) -> str:
 
 
 def _when(moment: datetime | None) -> str:
-    return timezone.localtime(moment, conf.plant_zone()).strftime("%Y-%m-%d %H:%M:%S") if moment else "never"
+    return moment_text(moment, conf.plant_zone())
 
 
 def run_lines(alias: str) -> list[str]:
