@@ -1,5 +1,9 @@
 """Celery tasks: thin doors over backup_tasks.services.
 
+Words: a job is what a schedule or an operator starts, one Celery task
+(the summary's "job"); its steps are operations, each with its own
+single-flight lock (queueing.flight) and run record.
+
 Retries, time limits and single-flight live here; the backup work itself is
 in the services. Every task returns a JSON summary (files, sizes, rows,
 duration) and writes what it did to scheduled_backup.log.
@@ -60,7 +64,7 @@ def _only(kind: str, **window: str | None) -> Callable[[dict, Context], None]:
         options = {} if kind == "db" else {"progress": ctx.progress, **_window(window)}
         if kind != "db" and ctx.scheduled and not any(window.values()):
             options["incremental"] = True
-        summary["files"].append(backup.OPERATIONS[kind](trigger=ctx.trigger, **options).to_dict())
+        summary["files"].append(backup.SERVICE_OF_KIND[kind](trigger=ctx.trigger, **options).to_dict())
 
     return run
 

@@ -358,7 +358,8 @@ def export_stream(
     return blocks()
 
 
-OPERATIONS: dict[str, Callable[..., BackupResult]] = {
+# The service that writes each kind of backup, by its layout key (the guide's --type).
+SERVICE_OF_KIND: dict[str, Callable[..., BackupResult]] = {
     "db": snapshot_database,
     "csv": export_csv,
     "json": export_json,
@@ -391,7 +392,7 @@ def complete_backup(
         window = {} if kind == "db" else {"start": start, "end": end, "progress": progress}
         if incremental and kind != "db":
             window = {"progress": progress, "incremental": True}
-        result = OPERATIONS[kind](
+        result = SERVICE_OF_KIND[kind](
             alias=alias, when=when, root=root, trigger=trigger, compress=compress, **window
         )
         results.append(result)
