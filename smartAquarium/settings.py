@@ -10,6 +10,8 @@ from pathlib import Path
 
 import dj_database_url
 
+from smartAquarium.secret_key import secret_key
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -38,8 +40,11 @@ def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
 
 
-SECRET_KEY = env_str("SECRET_KEY", "dev-only-insecure-key-change-me-in-production")
 DEBUG = env_bool("DEBUG", False)
+# No shared default key: with DEBUG off and no SECRET_KEY, a random key is made
+# once in SECRET_KEY_FILE (mode 0600) and every process uses it from then on.
+SECRET_KEY_FILE = Path(env_str("SECRET_KEY_FILE", str(BASE_DIR / "secret.key")))
+SECRET_KEY = secret_key(configured=env_str("SECRET_KEY", ""), debug=DEBUG, path=SECRET_KEY_FILE)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 
 INSTALLED_APPS = [

@@ -1,0 +1,259 @@
+"""No shared secret key: one from the environment, or made once in a file only its owner reads."""
+
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import PROJECT, free_port
+
+SHOW_KEY = "from django.conf import settings; print(settings.SECRET_KEY)"
+
+
+def clean_env(data: Path, **extra: str) -> dict[str, str]:
+    """A process environment as on a fresh machine (no .env, no SECRET_KEY, DEBUG off), its
+    database and backups in data."""
+    return {
+        "PATH": os.environ["PATH"],
+        "PYTHONPATH": str(PROJECT),
+        "DJANGO_SETTINGS_MODULE": "smartAquarium.settings",
+        "DATABASE_URL": f"sqlite:///{data / 'db.sqlite3'}",
+        "BACKUP_DIR": str(data / "backups"),
+        **extra,
+    }
+
+
+def manage(*args: str, env: dict[str, str], prefix: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [*prefix, sys.executable, str(PROJECT / "manage.py"), *args],
+        cwd=PROJECT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def key_used(env: dict[str, str]) -> str:
+    result = manage("shell", "--no-imports", "-c", SHOW_KEY, env=env)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+# The tests run as root, whom file modes do not stop: drop root's power to
+# ignore them, so that "cannot be read" is what an ordinary user meets.
+AS_ORDINARY_USER = (
+    ("setpriv", "--bounding-set", "-dac_override,-dac_read_search") if os.geteuid() == 0 else ()
+)
+
+
+# -- The secret key -----------------------------------------------------------
+
+
+def test_without_debug_or_secret_key_a_key_is_made_once_in_a_file_only_its_owner_can_read(tmp_path):
+    (tmp_path / "keys").mkdir()
+    key_file = tmp_path / "keys" / "secret.key"
+    env = clean_env(tmp_path, SECRET_KEY_FILE=str(key_file))
+
+    first = key_used(env)
+    made = key_file.stat()
+    second = key_used(env)
+    check = manage("check", env=env)
+
+    assert stat.S_IMODE(made.st_mode) == 0o600
+    assert key_file.read_text() == first + "\n"
+    assert len(first) >= 50  # check --deploy's minimum
+    assert second == first
+    assert (key_file.stat().st_ino, key_file.stat().st_mtime_ns) == (made.st_ino, made.st_mtime_ns)
+    assert sorted(p.name for p in key_file.parent.iterdir()) == ["secret.key"]  # no temporary file left
+    assert check.stdout == "System check identified no issues (0 silenced).\n"
+    assert first not in check.stdout + check.stderr
+    # Random, not a fixed string: another place gets another key.
+    assert key_used(clean_env(tmp_path, SECRET_KEY_FILE=str(tmp_path / "other.key"))) != first
+
+
+RACE = """
+import os, sys
+import django.conf, smartAquarium.secret_key  # everything but the settings, before the start
+print("ready", flush=True)
+while not os.path.exists(sys.argv[1]):
+    pass
+from django.conf import settings
+print(settings.SECRET_KEY)
+"""
+
+
+def test_processes_starting_at_once_all_use_the_one_key_the_first_of_them_made(tmp_path):
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    go = tmp_path / "go"
+    env = clean_env(tmp_path, SECRET_KEY_FILE=str(keys / "secret.key"))
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", RACE, str(go)], cwd=PROJECT, env=env, stdout=subprocess.PIPE, text=True
+        )
+        for _ in range(8)
+    ]
+    try:
+        for process in processes:
+            assert process.stdout.readline() == "ready\n"
+        go.touch()  # all of them look for the key file at the same moment
+        used = {process.communicate(timeout=60)[0].strip() for process in processes}
+    finally:
+        for process in processes:
+            process.kill()
+
+    assert [process.returncode for process in processes] == [0] * 8
+    assert len(used) == 1
+    assert sorted(p.name for p in keys.iterdir()) == ["secret.key"]
+    assert (keys / "secret.key").read_text() == used.pop() + "\n"
+    assert stat.S_IMODE((keys / "secret.key").stat().st_mode) == 0o600
+
+
+def test_with_debug_on_the_development_key_is_used_and_no_file_is_made(tmp_path):
+    key_file = tmp_path / "secret.key"
+
+    key = key_used(clean_env(tmp_path, DEBUG="true", SECRET_KEY_FILE=str(key_file)))
+
+    assert key == "dev-only-insecure-key-change-me-in-production"
+    assert not key_file.exists()
+
+
+def test_a_secret_key_from_the_environment_is_used_and_no_file_is_made(tmp_path):
+    key_file = tmp_path / "secret.key"
+
+    key = key_used(
+        clean_env(
+            tmp_path, SECRET_KEY="k" * 10 + "an-operator's-own-key-long-enough", SECRET_KEY_FILE=str(key_file)
+        )
+    )
+
+    assert key == "kkkkkkkkkkan-operator's-own-key-long-enough"
+    assert not key_file.exists()
+
+
+def _empty(path: Path) -> None:
+    path.touch(mode=0o600)
+
+
+def _open_to_others(path: Path) -> None:
+    path.write_text("a-key-anyone-on-this-machine-can-read\n")
+    path.chmod(0o644)
+
+
+def _unreadable(path: Path) -> None:
+    path.write_text("a-key-of-another-user\n")
+    path.chmod(0o000)
+
+
+def _folder_missing(path: Path) -> None:
+    pass
+
+
+def _folder_read_only(path: Path) -> None:
+    path.parent.chmod(0o555)
+
+
+@pytest.mark.parametrize(
+    ("spoil", "where", "line"),
+    [
+        (
+            _empty,
+            "secret.key",
+            "The secret key file {path} is empty: remove it to have a new key made (everyone signed in "
+            "logs in again), or write your key into it.",
+        ),
+        (
+            _open_to_others,
+            "secret.key",
+            "The secret key file {path} is open to other users (mode 0644): run chmod 600 {path}",
+        ),
+        (
+            _unreadable,
+            "secret.key",
+            "The secret key file {path} cannot be read (Permission denied): let the user running "
+            "smartAquarium read it (chown; chmod 600), or set SECRET_KEY.",
+        ),
+        (
+            _folder_missing,
+            "missing/secret.key",
+            "The folder {folder} for the secret key file does not exist: create it, set SECRET_KEY_FILE "
+            "to a file in a folder that does, or set SECRET_KEY.",
+        ),
+        (
+            _folder_read_only,
+            "secret.key",
+            "No secret key yet, and none can be made in {folder} (Permission denied): let the user "
+            "running smartAquarium write there, set SECRET_KEY_FILE elsewhere, or set SECRET_KEY.",
+        ),
+    ],
+    ids=["empty", "open-to-others", "unreadable", "folder-missing", "folder-read-only"],
+)
+def test_a_key_file_that_cannot_be_used_stops_every_command_with_one_line(tmp_path, spoil, where, line):
+    path = tmp_path / "keys" / where
+    (tmp_path / "keys").mkdir()
+    spoil(path)
+    before = sorted(p.name for p in (tmp_path / "keys").iterdir())
+    try:
+        result = manage("check", env=clean_env(tmp_path, SECRET_KEY_FILE=str(path)), prefix=AS_ORDINARY_USER)
+    finally:
+        (tmp_path / "keys").chmod(0o755)
+
+    assert result.returncode == 1
+    assert result.stderr == line.format(path=path, folder=path.parent) + "\n"
+    assert result.stdout == ""
+    assert sorted(p.name for p in (tmp_path / "keys").iterdir()) == before  # nothing replaced or added
+
+
+def test_the_example_key_published_with_the_project_is_refused(tmp_path):
+    result = manage(
+        "check",
+        env=clean_env(
+            tmp_path, SECRET_KEY="change-me-to-a-long-random-string", SECRET_KEY_FILE=str(tmp_path / "k")
+        ),
+    )
+
+    assert result.returncode == 1
+    assert result.stderr == (
+        "SECRET_KEY is the example value published with smartAquarium: remove it to have a random key "
+        f"made in {tmp_path / 'k'}, or set a long random value of your own.\n"
+    )
+
+
+def test_the_web_server_stops_with_the_line_instead_of_restarting_its_workers(tmp_path):
+    key_file = tmp_path / "secret.key"
+    key_file.touch(mode=0o600)
+    web = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "gunicorn"),
+            "smartAquarium.wsgi",
+            *("--bind", f"127.0.0.1:{free_port()}", "--workers", "2", "--no-control-socket"),
+        ],
+        cwd=PROJECT,
+        env=clean_env(tmp_path, SECRET_KEY_FILE=str(key_file)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        output, _ = web.communicate(timeout=90)
+    finally:
+        web.kill()
+
+    assert web.returncode != 0
+    assert f"The secret key file {key_file} is empty:" in output
+    assert "Worker failed to boot." in output  # halted, not restarting workers for ever
+
+
+def test_the_key_file_never_goes_into_the_repository_or_the_image():
+    ignored = subprocess.run(
+        ["git", "check-ignore", "secret.key", ".secret.key.x1y2z3.tmp"],
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+    )
+    assert ignored.stdout.split() == ["secret.key", ".secret.key.x1y2z3.tmp"]
+    assert {"secret.key", ".secret.key.*"} <= set((PROJECT / ".dockerignore").read_text().splitlines())
