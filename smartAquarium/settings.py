@@ -40,12 +40,39 @@ def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
 
 
+def env_header(name: str) -> tuple[str, str] | None:
+    """A request header and the value that marks HTTPS, as Django wants it: HTTP_X_FORWARDED_PROTO,https."""
+    parts = env_list(name, "")
+    if not parts:
+        return None
+    if len(parts) != 2 or not parts[0].startswith("HTTP_"):
+        raise ValueError(
+            f"{name} must be a header and its value, e.g. HTTP_X_FORWARDED_PROTO,https; got {env_str(name, '')!r}"
+        )
+    return parts[0], parts[1]
+
+
 DEBUG = env_bool("DEBUG", False)
 # No shared default key: with DEBUG off and no SECRET_KEY, a random key is made
 # once in SECRET_KEY_FILE (mode 0600) and every process uses it from then on.
 SECRET_KEY_FILE = Path(env_str("SECRET_KEY_FILE", str(BASE_DIR / "secret.key")))
 SECRET_KEY = secret_key(configured=env_str("SECRET_KEY", ""), debug=DEBUG, path=SECRET_KEY_FILE)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
+
+# Behind HTTPS (README): off by default, so the admin also works over plain HTTP
+# on a plant network; docker-compose.yml and the systemd unit turn them on.
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", False)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", False)
+# The header by which the reverse proxy says a request came over HTTPS; it must
+# overwrite that header on every request it forwards.
+SECURE_PROXY_SSL_HEADER = env_header("SECURE_PROXY_SSL_HEADER")
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
+# Browsers remember HSTS for this many seconds and then refuse plain HTTP to the
+# host: the operator's decision once HTTPS works (README), never a default.
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
 
 INSTALLED_APPS = [
     "django.contrib.admin",

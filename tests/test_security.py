@@ -1,12 +1,15 @@
-"""No shared secret key: one from the environment, or made once in a file only its owner reads."""
+"""No shared secret key, and HTTPS settings under which `check --deploy` is clean."""
 
 import os
+import re
+import shlex
 import stat
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from .conftest import PROJECT, free_port
 
@@ -257,3 +260,92 @@ def test_the_key_file_never_goes_into_the_repository_or_the_image():
     )
     assert ignored.stdout.split() == ["secret.key", ".secret.key.x1y2z3.tmp"]
     assert {"secret.key", ".secret.key.*"} <= set((PROJECT / ".dockerignore").read_text().splitlines())
+
+
+# -- check --deploy -----------------------------------------------------------
+
+# What is a path on the deployed machine is put in tmp_path; every other value is the file's own.
+PATHS = ("DATABASE_URL", "BACKUP_DIR", "SECRET_KEY_FILE")
+HSTS = {
+    "SECURE_HSTS_SECONDS": "31536000",
+    "SECURE_HSTS_INCLUDE_SUBDOMAINS": "true",
+    "SECURE_HSTS_PRELOAD": "true",
+}
+
+
+def interpolate(value: str) -> str:
+    """A compose value as `docker compose` sees it with no .env file."""
+
+    def variable(match: re.Match) -> str:
+        name, operator, default = match.group(1), match.group(2), match.group(3) or ""
+        assert operator != "?", f"compose cannot start without .env: {name} is required"
+        return default if operator == "-" else ""
+
+    return re.sub(r"\$\{([A-Z_]+)(?::([-?])([^}]*))?\}", variable, str(value))
+
+
+def compose_web_environment() -> dict[str, str]:
+    compose = yaml.safe_load((PROJECT / "docker-compose.yml").read_text(encoding="utf-8"))
+    return {name: interpolate(value) for name, value in compose["services"]["web"]["environment"].items()}
+
+
+def unit_environment() -> dict[str, str]:
+    """The Environment= lines of the systemd unit (its .env is optional)."""
+    env = {}
+    for line in (PROJECT / "deploy" / "smartaquarium-worker.service").read_text().splitlines():
+        if line.startswith("Environment="):
+            for assignment in shlex.split(line.removeprefix("Environment=")):
+                name, _, value = assignment.partition("=")
+                env[name] = value
+    return env
+
+
+def check_deploy(env: dict[str, str], tmp_path: Path) -> tuple[int, list[str], str]:
+    """`manage.py check --deploy --fail-level WARNING` on env: exit code, issue ids, output."""
+    env = {
+        **env,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        "BACKUP_DIR": str(tmp_path / "backups"),
+        "SECRET_KEY_FILE": str(tmp_path / "secret.key"),
+    }
+    result = manage("check", "--deploy", "--fail-level", "WARNING", env=clean_env(tmp_path, **env))
+    output = result.stdout + result.stderr
+    return result.returncode, re.findall(r"^\?: \(([\w.]+)\)", output, re.MULTILINE), output
+
+
+def test_check_deploy_reports_only_hsts_under_the_compose_settings(tmp_path):
+    env = compose_web_environment()
+    assert (env["DATABASE_URL"], env["BACKUP_DIR"], env["SECRET_KEY_FILE"]) == (
+        "sqlite:////data/db.sqlite3",
+        "/data/backups",
+        "/data/secret.key",
+    )
+    assert env["SECRET_KEY"] == ""  # no key to set: made in the volume
+
+    code, issues, output = check_deploy(env, tmp_path)
+
+    assert (code, issues) == (1, ["security.W004"]), output
+    assert "System check identified 1 issue (0 silenced)." in output
+
+
+def test_check_deploy_is_clean_under_the_compose_settings_once_the_operator_sets_hsts(tmp_path):
+    code, issues, output = check_deploy({**compose_web_environment(), **HSTS}, tmp_path)
+
+    assert (code, issues) == (0, []), output
+    assert output == "System check identified no issues (0 silenced).\n"
+
+
+def test_check_deploy_reports_only_hsts_under_the_systemd_unit_settings(tmp_path):
+    env = unit_environment()
+    assert env["SECRET_KEY_FILE"] == "/opt/smartAquarium/secret.key"
+
+    code, issues, output = check_deploy(env, tmp_path)
+
+    assert (code, issues) == (1, ["security.W004"]), output
+
+
+def test_check_deploy_on_the_defaults_no_longer_reports_the_secret_key(tmp_path):
+    # Plain HTTP stays possible by default; the key no longer is a published one.
+    code, issues, output = check_deploy({}, tmp_path)
+
+    assert issues == ["security.W004", "security.W008", "security.W012", "security.W016"], output
