@@ -6,4 +6,5 @@ class BackupTasksConfig(AppConfig):
     verbose_name = "Backups"
 
     def ready(self) -> None:
-        from backup_tasks import checks  # noqa: F401  (registers the system checks)
+        # Registers the system checks, and the lockout log of admin logins.
+        from backup_tasks import checks, logins  # noqa: F401

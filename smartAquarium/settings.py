@@ -5,6 +5,7 @@ Every tunable comes from the environment; the defaults run on SQLite with no
 """
 
 import os
+from datetime import timedelta
 from email.utils import parseaddr
 from pathlib import Path
 
@@ -73,6 +74,10 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+# Reverse proxies in front of the web server, each appending the address it saw
+# to X-Forwarded-For. 0: the client is the connection's address, and
+# X-Forwarded-For (anyone can send one) is ignored.
+REVERSE_PROXY_COUNT = env_int("REVERSE_PROXY_COUNT", 0)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -82,6 +87,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_celery_beat",
+    "axes",
     "readings",
     "backup_tasks",
 ]
@@ -94,6 +100,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: turns a locked-out login into its lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "smartAquarium.urls"
@@ -142,6 +150,24 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+
+AUTHENTICATION_BACKENDS = [
+    # First: refuses a locked-out login before any password is checked.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+
+# Admin logins (django-axes): AXES_FAILURE_LIMIT failed attempts lock out that
+# user name, and separately that address, until AXES_COOLOFF_MINUTES have passed
+# since the last attempt (0: until an administrator unlocks it). A success does
+# not wipe earlier failures: it would let anyone with an account reset the
+# counter of the address they guess from.
+AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
+_cooloff_minutes = env_int("AXES_COOLOFF_MINUTES", 15)
+AXES_COOLOFF_TIME = timedelta(minutes=_cooloff_minutes) if _cooloff_minutes > 0 else None
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_CLIENT_IP_CALLABLE = "backup_tasks.logins.client_ip"
+AXES_LOCKOUT_CALLABLE = "backup_tasks.logins.lockout_response"
 
 LANGUAGE_CODE = "en-us"
 # The plant's zone: readings are stored in UTC and shown, exported and

@@ -1,4 +1,4 @@
-"""No shared secret key, and HTTPS settings under which `check --deploy` is clean."""
+"""No shared secret key, HTTPS settings that pass `check --deploy`, and throttled admin logins."""
 
 import os
 import re
@@ -6,10 +6,16 @@ import shlex
 import stat
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 import yaml
+from axes.models import AccessAttempt
+from django.contrib.auth.models import User
+from django.core.management import call_command
+from django.db.models import F
+from django.test import Client
 
 from .conftest import PROJECT, free_port
 
@@ -349,3 +355,184 @@ def test_check_deploy_on_the_defaults_no_longer_reports_the_secret_key(tmp_path)
     code, issues, output = check_deploy({}, tmp_path)
 
     assert issues == ["security.W004", "security.W008", "security.W012", "security.W016"], output
+
+
+# -- Throttled admin logins ---------------------------------------------------
+
+PASSWORD = "tempering-furnace-7"
+WRONG = "not-" + PASSWORD
+BAD_LOGIN = "Please enter the correct username and password for a staff account."
+LOCKED = "Too many failed logins for this user name or from this address."
+
+
+@pytest.fixture
+def staff(db):
+    User.objects.create_user("shiftlead", password=PASSWORD, is_staff=True)
+    User.objects.create_user("nightshift", password=PASSWORD, is_staff=True)
+
+
+def log_in(username: str, password: str, address: str = "192.0.2.10", **headers: str):
+    """One POST to the admin's login form, from a fresh browser at address."""
+    return Client().post(
+        "/admin/login/?next=/admin/",
+        {"username": username, "password": password, "next": "/admin/"},
+        REMOTE_ADDR=address,
+        **headers,
+    )
+
+
+def outcome(response) -> str:
+    body = response.content.decode()
+    if response.status_code == 302 and response["Location"] == "/admin/":
+        return "logged in"
+    if response.status_code == 200 and BAD_LOGIN in body:
+        return "wrong password"
+    if response.status_code == 429 and LOCKED in body:
+        return "locked"
+    return f"{response.status_code}: {body[:300]}"
+
+
+def age_attempts(by: timedelta) -> None:
+    """Move every recorded failure back in time, as if that much time had passed since."""
+    AccessAttempt.objects.update(attempt_time=F("attempt_time") - by)
+
+
+def lock_out(username: str = "shiftlead", address: str = "192.0.2.10") -> list[str]:
+    return [outcome(log_in(username, WRONG, address)) for _ in range(5)]
+
+
+def test_after_five_wrong_passwords_the_right_one_is_refused_until_the_cool_off_has_passed(
+    staff, backup_dir, settings
+):
+    assert settings.AXES_FAILURE_LIMIT == 5
+    assert timedelta(minutes=15) == settings.AXES_COOLOFF_TIME
+
+    assert lock_out() == ["wrong password"] * 4 + ["locked"]
+    assert outcome(log_in("shiftlead", PASSWORD)) == "locked"
+    # Each attempt while locked starts the 15 minutes again.
+    age_attempts(timedelta(minutes=14, seconds=50))
+    assert outcome(log_in("shiftlead", PASSWORD)) == "locked"
+    age_attempts(timedelta(minutes=15, seconds=1))
+    assert outcome(log_in("shiftlead", PASSWORD)) == "logged in"
+
+
+def test_with_the_cool_off_at_0_a_lockout_lasts_until_an_administrator_unlocks_it(
+    staff, backup_dir, settings
+):
+    settings.AXES_COOLOFF_TIME = None  # what AXES_COOLOFF_MINUTES=0 gives
+    lock_out()
+    age_attempts(timedelta(days=365))
+
+    response = log_in("shiftlead", PASSWORD)
+
+    assert outcome(response) == "locked"
+    assert "Logging in stays locked until an administrator unlocks it." in response.content.decode()
+    log = (backup_dir / "scheduled_backup.log").read_text(encoding="utf-8")
+    assert "user 'shiftlead' from 192.0.2.10, until an administrator unlocks it (unlock now:" in log
+
+
+def test_the_lockout_page_is_the_admins_and_says_what_to_do(staff, backup_dir):
+    lock_out()
+
+    response = log_in("shiftlead", PASSWORD)
+
+    assert response.status_code == 429
+    page = response.content.decode()
+    assert "Heat Treatment Plant Control" in page
+    assert re.sub(
+        r"\s+", " ", page.split('<p class="errornote" id="locked">')[1].split("</p>")[0]
+    ).strip() == (
+        "Too many failed logins for this user name or from this address. Logging in is locked until 15 "
+        "minutes after the last attempt; each further attempt starts that time again. An administrator "
+        "can unlock it now (README: Admin logins)."
+    )
+
+
+def test_a_lockout_holds_for_that_user_name_everywhere_and_that_address_for_everyone(staff, backup_dir):
+    lock_out("shiftlead", "192.0.2.10")
+
+    assert outcome(log_in("nightshift", PASSWORD, "192.0.2.20")) == "logged in"
+    assert outcome(log_in("shiftlead", PASSWORD, "192.0.2.30")) == "locked"
+    assert outcome(log_in("nightshift", PASSWORD, "192.0.2.10")) == "locked"
+
+
+def test_guessing_one_user_from_many_addresses_locks_the_user(staff, backup_dir):
+    tries = [outcome(log_in("shiftlead", WRONG, f"198.51.100.{n}")) for n in range(1, 6)]
+
+    assert tries == ["wrong password"] * 4 + ["locked"]
+    assert outcome(log_in("shiftlead", PASSWORD, "198.51.100.99")) == "locked"
+    assert outcome(log_in("nightshift", PASSWORD, "198.51.100.1")) == "logged in"
+
+
+def test_trying_many_user_names_from_one_address_locks_the_address(staff, backup_dir):
+    tries = [outcome(log_in(f"guess{n}", WRONG, "203.0.113.5")) for n in range(1, 6)]
+
+    assert tries == ["wrong password"] * 4 + ["locked"]
+    assert outcome(log_in("shiftlead", PASSWORD, "203.0.113.5")) == "locked"
+    assert outcome(log_in("shiftlead", PASSWORD, "203.0.113.6")) == "logged in"
+
+
+def test_behind_the_proxy_the_client_address_comes_from_x_forwarded_for(staff, backup_dir, settings):
+    settings.REVERSE_PROXY_COUNT = 1
+    proxy = "127.0.0.1"
+    for n in range(1, 6):
+        log_in(f"guess{n}", WRONG, proxy, HTTP_X_FORWARDED_FOR="203.0.113.7")
+
+    # Another client through the same proxy is not locked: the proxy's address was not.
+    assert outcome(log_in("shiftlead", PASSWORD, proxy, HTTP_X_FORWARDED_FOR="203.0.113.8")) == "logged in"
+    # What a client writes in front of the proxy's own entry changes nothing.
+    spoofed = "203.0.113.8, 203.0.113.7"
+    assert outcome(log_in("nightshift", PASSWORD, proxy, HTTP_X_FORWARDED_FOR=spoofed)) == "locked"
+    assert set(AccessAttempt.objects.values_list("ip_address", flat=True)) == {"203.0.113.7"}
+
+
+def test_without_a_proxy_configured_x_forwarded_for_cannot_dodge_the_lockout(staff, backup_dir, settings):
+    assert settings.REVERSE_PROXY_COUNT == 0
+    tries = [
+        outcome(log_in(f"guess{n}", WRONG, "192.0.2.50", HTTP_X_FORWARDED_FOR=f"198.51.100.{n}"))
+        for n in range(1, 6)
+    ]
+
+    assert tries == ["wrong password"] * 4 + ["locked"]
+    assert set(AccessAttempt.objects.values_list("ip_address", flat=True)) == {"192.0.2.50"}
+
+
+def test_a_lockout_is_written_to_the_backup_log(staff, backup_dir):
+    lock_out("shiftlead", "192.0.2.10")
+
+    lines = (backup_dir / "scheduled_backup.log").read_text(encoding="utf-8").splitlines()
+    assert [line.split(" ", 2)[2] for line in lines] == [
+        "WARNING Admin login locked after 5 failed attempts: user 'shiftlead' from 192.0.2.10, until 15 "
+        "minutes after the last attempt (unlock now: python manage.py axes_reset_username shiftlead, "
+        "or axes_reset_ip 192.0.2.10)"
+    ]
+    assert PASSWORD not in "\n".join(lines)
+    assert WRONG not in "\n".join(lines)
+    # Nor does axes keep the passwords tried: snapshots carry its table.
+    assert WRONG not in AccessAttempt.objects.get().post_data
+
+
+def test_lockouts_are_listed_in_admin(staff, backup_dir, client):
+    lock_out("shiftlead", "192.0.2.10")
+    client.force_login(User.objects.create_superuser("plantadmin"))
+
+    page = client.get("/admin/axes/accessattempt/")
+
+    assert page.status_code == 200
+    rows = re.findall(r"<tr>.*?</tr>", page.content.decode(), re.DOTALL)
+    assert any("shiftlead" in row and "192.0.2.10" in row and ">5<" in row for row in rows), rows
+
+
+def test_axes_reset_username_unlocks_at_once(staff, backup_dir):
+    lock_out("shiftlead", "192.0.2.10")
+
+    call_command("axes_reset_username", "shiftlead")
+
+    assert outcome(log_in("shiftlead", PASSWORD, "192.0.2.10")) == "logged in"
+
+
+def test_a_correct_login_after_one_wrong_password_works(staff, backup_dir):
+    assert outcome(log_in("shiftlead", WRONG)) == "wrong password"
+    assert outcome(log_in("shiftlead", PASSWORD)) == "logged in"
+    # The failure stays counted until the cool-off: a login does not reset it.
+    assert AccessAttempt.objects.get().failures_since_start == 1
