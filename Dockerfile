@@ -9,7 +9,9 @@ RUN pip install --no-cache-dir -r requirements.txt
 
 COPY . .
 # The admin's CSS and JavaScript, served by WhiteNoise (see smartAquarium/wsgi.py).
-RUN DATABASE_URL=sqlite:////tmp/build.sqlite3 python manage.py collectstatic --noinput
+# A throwaway key for this step: the image must not carry one (compose keeps the real one in /data).
+RUN DATABASE_URL=sqlite:////tmp/build.sqlite3 SECRET_KEY_FILE=/tmp/build-secret.key \
+    python manage.py collectstatic --noinput && rm -f /tmp/build-secret.key
 
 # The database and backups live in the /data volume, owned by an ordinary user.
 RUN useradd --system --create-home --uid 1000 plant && mkdir -p /data/backups && chown -R plant /data

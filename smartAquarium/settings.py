@@ -5,10 +5,13 @@ Every tunable comes from the environment; the defaults run on SQLite with no
 """
 
 import os
+from datetime import timedelta
 from email.utils import parseaddr
 from pathlib import Path
 
 import dj_database_url
+
+from smartAquarium.secret_key import secret_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -38,9 +41,43 @@ def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
 
 
-SECRET_KEY = env_str("SECRET_KEY", "dev-only-insecure-key-change-me-in-production")
+def env_header(name: str) -> tuple[str, str] | None:
+    """A request header and the value that marks HTTPS, as Django wants it: HTTP_X_FORWARDED_PROTO,https."""
+    parts = env_list(name, "")
+    if not parts:
+        return None
+    if len(parts) != 2 or not parts[0].startswith("HTTP_"):
+        raise ValueError(
+            f"{name} must be a header and its value, e.g. HTTP_X_FORWARDED_PROTO,https; got {env_str(name, '')!r}"
+        )
+    return parts[0], parts[1]
+
+
 DEBUG = env_bool("DEBUG", False)
+# No shared default key: with DEBUG off and no SECRET_KEY, a random key is made
+# once in SECRET_KEY_FILE (mode 0600) and every process uses it from then on.
+SECRET_KEY_FILE = Path(env_str("SECRET_KEY_FILE", str(BASE_DIR / "secret.key")))
+SECRET_KEY = secret_key(configured=env_str("SECRET_KEY", ""), debug=DEBUG, path=SECRET_KEY_FILE)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
+
+# Behind HTTPS (README): off by default, so the admin also works over plain HTTP
+# on a plant network; docker-compose.yml and the systemd unit turn them on.
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", False)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", False)
+# The header by which the reverse proxy says a request came over HTTPS; it must
+# overwrite that header on every request it forwards.
+SECURE_PROXY_SSL_HEADER = env_header("SECURE_PROXY_SSL_HEADER")
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
+# Browsers remember HSTS for this many seconds and then refuse plain HTTP to the
+# host: the operator's decision once HTTPS works (README), never a default.
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+# Reverse proxies in front of the web server, each appending the address it saw
+# to X-Forwarded-For. 0: the client is the connection's address, and
+# X-Forwarded-For (anyone can send one) is ignored.
+REVERSE_PROXY_COUNT = env_int("REVERSE_PROXY_COUNT", 0)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -50,6 +87,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_celery_beat",
+    "axes",
     "readings",
     "backup_tasks",
 ]
@@ -62,6 +100,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: turns a locked-out login into its lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "smartAquarium.urls"
@@ -110,6 +150,24 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+
+AUTHENTICATION_BACKENDS = [
+    # First: refuses a locked-out login before any password is checked.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+
+# Admin logins (django-axes): AXES_FAILURE_LIMIT failed attempts lock out that
+# user name, and separately that address, until AXES_COOLOFF_MINUTES have passed
+# since the last attempt (0: until an administrator unlocks it). A success does
+# not wipe earlier failures: it would let anyone with an account reset the
+# counter of the address they guess from.
+AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
+_cooloff_minutes = env_int("AXES_COOLOFF_MINUTES", 15)
+AXES_COOLOFF_TIME = timedelta(minutes=_cooloff_minutes) if _cooloff_minutes > 0 else None
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_CLIENT_IP_CALLABLE = "backup_tasks.web.logins.client_ip"
+AXES_LOCKOUT_CALLABLE = "backup_tasks.web.logins.lockout_response"
 
 LANGUAGE_CODE = "en-us"
 # The plant's zone: readings are stored in UTC and shown, exported and

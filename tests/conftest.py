@@ -47,10 +47,16 @@ class Project:
 
     @property
     def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "PYTEST_"))}
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("DJANGO_", "PYTEST_")) and k != "SECRET_KEY"
+        }
         env.update(
             DATABASE_URL=f"sqlite:///{self.db}",
             BACKUP_DIR=str(self.backups),
+            # Made by the first process, as in a deployment without SECRET_KEY.
+            SECRET_KEY_FILE=str(self.root / "secret.key"),
             TIME_ZONE=self.time_zone,
             DJANGO_SETTINGS_MODULE="smartAquarium.settings",
             PYTHONPATH=str(PROJECT),

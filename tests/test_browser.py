@@ -242,9 +242,15 @@ def test_the_operator_logs_in_through_the_admin_form_on_a_styled_admin(page: Pag
         "Please enter the correct username and password for a staff account."
     )
     expect(page).to_have_url(f"{live.url}/admin/login/?next=/admin/")
+    # Counted by the login throttle (5 lock the user out), which lets the right password in.
+    failures = "SELECT username, ip_address, failures_since_start FROM axes_accessattempt"
+    assert live.query(failures) == [(OPERATOR, "127.0.0.1", 1)]
+    logins = "SELECT count(*) FROM axes_accesslog WHERE username = ?"
+    [(before,)] = live.query(logins, OPERATOR)
 
     log_in(page)
     expect(page).to_have_url(f"{live.url}/admin/")
+    assert live.query(logins, OPERATOR) == [(before + 1,)]
     expect(page.locator("#site-name")).to_have_text("Heat Treatment Plant Control")
     expect(page.locator("#user-tools")).to_contain_text(f"Welcome, {OPERATOR}.")
     # The admin's own CSS was served (DEBUG is off: WhiteNoise, not runserver) and applies.

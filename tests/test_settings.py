@@ -1,5 +1,6 @@
 """Settings come from the environment; system checks catch what would break backups."""
 
+import os
 import sqlite3
 import subprocess
 import sys
@@ -22,6 +23,8 @@ def settings_with(env: dict[str, str]) -> list:
         "PATH": "/usr/bin:/bin",
         "PYTHONPATH": str(PROJECT),
         "DJANGO_SETTINGS_MODULE": "smartAquarium.settings",
+        # This test run's key file (tests/settings.py), never one in the checkout.
+        "SECRET_KEY_FILE": os.environ["SECRET_KEY_FILE"],
     }
     out = subprocess.run(
         [sys.executable, str(PROJECT / "manage.py"), "shell", "--no-imports", "-c", SHOW],
