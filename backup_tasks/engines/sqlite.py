@@ -161,7 +161,8 @@ class SQLiteEngine(Engine):
             try:
                 if problem := _integrity_problem(db):
                     raise DamagedCopy(f"integrity check failed: {problem}")
-                rows, newest = _readings_in(db)
+                rows = db.execute(f"SELECT COUNT(*) FROM {Reading._meta.db_table}").fetchone()[0]
+                newest = _newest_in(db)
             finally:
                 db.close()
         except sqlite3.DatabaseError as exc:
@@ -303,6 +304,15 @@ def _integrity_problem(db: sqlite3.Connection) -> str | None:
 def _readings_in(db: sqlite3.Connection) -> tuple[int, str | None]:
     """How many readings a database holds, and the newest one's time stamp as stored."""
     return db.execute(f"SELECT COUNT(*), MAX(timestamp) FROM {Reading._meta.db_table}").fetchone()
+
+
+def _newest_in(db: sqlite3.Connection) -> str | None:
+    """The newest reading's stored time stamp; None when the table has none (not our schema:
+    a restore's schema check then says whose database it is)."""
+    try:
+        return db.execute(f"SELECT MAX(timestamp) FROM {Reading._meta.db_table}").fetchone()[0]
+    except sqlite3.OperationalError:
+        return None
 
 
 def _set_aside(live: sqlite3.Connection, table: str) -> bool:
