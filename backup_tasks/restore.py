@@ -21,9 +21,10 @@ from backup_tasks import compression, conf, flight, layout
 from backup_tasks.engines import get_engine
 from backup_tasks.engines.sqlite import SQLiteEngine
 from backup_tasks.errors import BackupError
-from backup_tasks.manifest import SUFFIX, file_sha256, recorded_checksum
+from backup_tasks.manifest import SUFFIX, file_sha256, recorded_checksum, sidecar, why_no_checksum
 from backup_tasks.models import BackupRun
 from backup_tasks.runs import Run, notify_failure, record_finished, recorded
+from backup_tasks.safefile import MISSING, what_is
 from backup_tasks.verify import ContentError, open_snapshot, plain_snapshot_rows
 
 RUN_TABLE = BackupRun._meta.db_table
@@ -61,11 +62,13 @@ def restorable(path: Path) -> Iterator[tuple[Path, int]]:
     if not path.is_file():
         raise BackupError(f"No such file: {path}. Nothing was restored.")
     expected = recorded_checksum(path)
-    if expected is None:
+    if expected is None and what_is(sidecar(path)) == MISSING:
         raise BackupError(
             f"{path} has no checksum beside it ({path.name}{SUFFIX}): copy the .sha256 file along with "
             "the backup. Nothing was restored."
         )
+    if expected is None:
+        raise BackupError(f"{path} has no checksum to trust: {why_no_checksum(path)}. Nothing was restored.")
     if file_sha256(path) != expected:
         raise BackupError(
             f"{path} does not match its checksum: the file was damaged or changed after it was "

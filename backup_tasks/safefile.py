@@ -124,6 +124,38 @@ def open_regular(path: Path):
     return handle
 
 
+MISSING = "does not exist"
+
+
+def what_is(path: Path) -> str | None:
+    """None when path is a regular file; else what is there instead, in words ("is a
+    directory", "is a symbolic link to /dev/zero", MISSING, ...). Looks with lstat():
+    a link is named as a link, never followed."""
+    try:
+        mode = path.lstat().st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return MISSING
+    except OSError as exc:
+        return f"cannot be looked at ({exc.strerror})"
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISLNK(mode):
+        try:
+            return f"is a symbolic link to {os.readlink(path)}"
+        except OSError:
+            return "is a symbolic link"
+    for test, what in (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a named pipe (FIFO)"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+    ):
+        if test(mode):
+            return f"is {what}"
+    return "is not a regular file"
+
+
 @contextmanager
 def written_back(path: Path, chunk: int = WRITE_BACK_CHUNK) -> Iterator[None]:
     """Write path's data to disk in the background, chunk by chunk, while the block fills it.

@@ -21,7 +21,7 @@ from backup_tasks import compression, layout
 from backup_tasks.engines.sqlite import HEADER
 from backup_tasks.errors import BackupError
 from backup_tasks.exporters import CSV_HEADER
-from backup_tasks.manifest import SUFFIX, file_sha256, recorded_checksum
+from backup_tasks.manifest import SUFFIX, file_sha256, recorded_checksum, why_no_checksum
 from backup_tasks.models import BackupRun
 from backup_tasks.runs import recorded
 
@@ -197,7 +197,7 @@ def verify_file(path: Path, *, alias: str = "default", use_records: bool = True)
     except ContentError as exc:
         rows, content_error = None, str(exc)
     if expected is None:
-        return FileCheck(shown, UNKNOWN, f"no checksum recorded (no {path.name}{SUFFIX} beside it)", rows)
+        return FileCheck(shown, UNKNOWN, f"no checksum recorded ({why_no_checksum(path)})", rows)
     if file_sha256(path) != expected:
         reason = f"; {content_error}" if content_error else ""
         return FileCheck(

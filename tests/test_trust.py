@@ -4,6 +4,7 @@ import hashlib
 import os
 import pty
 import re
+import resource
 import socket
 import sqlite3
 import subprocess
@@ -146,6 +147,62 @@ def test_verify_checks_content_and_recorded_row_counts_of_given_files(backed_up)
     assert out[1] == (
         f"FAILED   backups/csv_exports/{csv.name}: 43,199 readings, but 43,200 were recorded when it was written"
     )
+
+
+def at_most_1_gb():
+    """Run in the child before exec: a reader without limits fails with MemoryError, not the machine."""
+    resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+
+
+def test_verify_reads_a_checksum_file_only_when_regular_and_only_its_first_line(backed_up, tmp_path):
+    project, snapshot, csv, json = backed_up
+    good = json.with_name(json.name + ".sha256").read_text()
+    (tmp_path / "elsewhere.sha256").write_text(good)
+    snapshot.with_name(snapshot.name + ".sha256").unlink()
+    snapshot.with_name(snapshot.name + ".sha256").symlink_to("/dev/zero")  # endless
+    csv.with_name(csv.name + ".sha256").unlink()
+    os.mkfifo(csv.with_name(csv.name + ".sha256"))  # nobody ever writes to it
+    # Our line, then 4 GB more (sparse): only the first line is read.
+    with json.with_name(json.name + ".sha256").open("a") as sidecar:
+        sidecar.truncate(4 << 30)
+
+    result = project.manage("backup_database", "--verify", timeout=60, preexec_fn=at_most_1_gb)
+
+    assert result.stdout.splitlines() == [
+        f"UNKNOWN  backups/database/{snapshot.name}: no checksum recorded "
+        f"({snapshot.name}.sha256 is a symbolic link to /dev/zero, not a regular file)",
+        f"UNKNOWN  backups/csv_exports/{csv.name}: no checksum recorded "
+        f"({csv.name}.sha256 is a named pipe (FIFO), not a regular file)",
+        f"OK       backups/json_exports/{json.name}: 43,200 readings",
+        "Verified 3 files: 1 OK, 2 UNKNOWN.",
+    ]
+    assert result.stderr == "Error: 2 of 3 backups failed verification (see above).\n"
+    assert result.returncode == 1
+
+    # A link to a good checksum file is not followed either.
+    json.with_name(json.name + ".sha256").unlink()
+    json.with_name(json.name + ".sha256").symlink_to(tmp_path / "elsewhere.sha256")
+    result = project.manage("backup_database", "--verify", str(json), timeout=60)
+    assert result.stdout.splitlines()[0] == (
+        f"UNKNOWN  backups/json_exports/{json.name}: no checksum recorded ({json.name}.sha256 is a "
+        f"symbolic link to {tmp_path / 'elsewhere.sha256'}, not a regular file)"
+    )
+
+
+def test_restore_does_not_wait_on_a_checksum_file_that_is_a_pipe(backed_up):
+    project, snapshot, *_ = backed_up
+    snapshot.with_name(snapshot.name + ".sha256").unlink()
+    os.mkfifo(snapshot.with_name(snapshot.name + ".sha256"))
+
+    before = readings(project.db)
+    result = project.manage("backup_database", "--restore", str(snapshot), "--yes", timeout=60)
+
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"Error: {snapshot} has no checksum to trust: {snapshot.name}.sha256 is a named pipe (FIFO), "
+        "not a regular file. Nothing was restored.\n"
+    )
+    assert readings(project.db) == before
 
 
 def refuse(project, path: Path, message: str):
