@@ -118,9 +118,13 @@ def exports(kind: Kind, root: Path | None = None) -> int:
 
 
 def display_str(path: Path | str) -> str:
-    """A path as the guide prints it: relative to the working directory when inside it."""
+    """A path as the guide prints it: relative to the working directory when inside it.
+
+    Only the folder is resolved: a symbolic link is shown under its own name, not its target's.
+    """
+    path = Path(path)
     try:
-        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+        return str((path.parent.resolve() / path.name).relative_to(Path.cwd().resolve()))
     except ValueError:
         return str(path)
 

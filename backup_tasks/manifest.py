@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 from typing import BinaryIO
 
-from backup_tasks.safefile import MISSING, fsync_dir, fsync_file, open_regular, what_is
+from backup_tasks.safefile import MISSING, fsync_dir, fsync_file, not_regular, open_regular
 
 SUFFIX = ".sha256"
 BLOCK = 1 << 20
@@ -75,11 +75,11 @@ def recorded_checksum(path: Path) -> str | None:
 def why_no_checksum(path: Path) -> str:
     """Why recorded_checksum(path) found none, in words for a message."""
     name = sidecar(path).name
-    what = what_is(sidecar(path))
+    what = not_regular(sidecar(path))
     if what == MISSING:
         return f"no {name} beside it"
     if what is not None:
-        return f"{name} {what}, not a regular file"
+        return f"{name} {what}"
     return f"{name} does not hold a checksum of {path.name}"
 
 

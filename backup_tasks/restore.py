@@ -24,7 +24,7 @@ from backup_tasks.errors import BackupError
 from backup_tasks.manifest import SUFFIX, file_sha256, recorded_checksum, sidecar, why_no_checksum
 from backup_tasks.models import BackupRun
 from backup_tasks.runs import Run, notify_failure, record_finished, recorded
-from backup_tasks.safefile import MISSING, what_is
+from backup_tasks.safefile import MISSING, not_regular
 from backup_tasks.verify import ContentError, open_snapshot, plain_snapshot_rows
 
 RUN_TABLE = BackupRun._meta.db_table
@@ -59,10 +59,10 @@ def restorable(path: Path) -> Iterator[tuple[Path, int]]:
     Yields the plain database (decompressed beside the backup when needed)
     and its number of readings.
     """
-    if not path.is_file():
-        raise BackupError(f"No such file: {path}. Nothing was restored.")
+    if what := not_regular(path):
+        raise BackupError(f"Cannot restore {path}: it {what}. Nothing was restored.")
     expected = recorded_checksum(path)
-    if expected is None and what_is(sidecar(path)) == MISSING:
+    if expected is None and not_regular(sidecar(path)) == MISSING:
         raise BackupError(
             f"{path} has no checksum beside it ({path.name}{SUFFIX}): copy the .sha256 file along with "
             "the backup. Nothing was restored."

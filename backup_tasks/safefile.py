@@ -127,10 +127,10 @@ def open_regular(path: Path):
 MISSING = "does not exist"
 
 
-def what_is(path: Path) -> str | None:
-    """None when path is a regular file; else what is there instead, in words ("is a
-    directory", "is a symbolic link to /dev/zero", MISSING, ...). Looks with lstat():
-    a link is named as a link, never followed."""
+def not_regular(path: Path) -> str | None:
+    """None when path is a regular file; else what is there instead, for a message:
+    MISSING, "is a directory, not a regular file", "is a symbolic link to /dev/zero,
+    not a regular file", ... Looks with lstat(): a link is named, never followed."""
     try:
         mode = path.lstat().st_mode
     except (FileNotFoundError, NotADirectoryError):
@@ -139,12 +139,13 @@ def what_is(path: Path) -> str | None:
         return f"cannot be looked at ({exc.strerror})"
     if stat.S_ISREG(mode):
         return None
+    what = "something else"
     if stat.S_ISLNK(mode):
         try:
-            return f"is a symbolic link to {os.readlink(path)}"
+            what = f"a symbolic link to {os.readlink(path)}"
         except OSError:
-            return "is a symbolic link"
-    for test, what in (
+            what = "a symbolic link"
+    for test, name in (
         (stat.S_ISDIR, "a directory"),
         (stat.S_ISFIFO, "a named pipe (FIFO)"),
         (stat.S_ISSOCK, "a socket"),
@@ -152,8 +153,8 @@ def what_is(path: Path) -> str | None:
         (stat.S_ISBLK, "a block device"),
     ):
         if test(mode):
-            return f"is {what}"
-    return "is not a regular file"
+            what = name
+    return f"is {what}, not a regular file"
 
 
 @contextmanager

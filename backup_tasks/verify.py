@@ -17,11 +17,11 @@ from pathlib import Path
 import zstandard
 from django.db import DatabaseError
 
-from backup_tasks import compression, layout
+from backup_tasks import compression, layout, safefile
 from backup_tasks.engines.sqlite import HEADER
 from backup_tasks.errors import BackupError
 from backup_tasks.exporters import CSV_HEADER
-from backup_tasks.manifest import SUFFIX, file_sha256, recorded_checksum, why_no_checksum
+from backup_tasks.manifest import SUFFIX, file_sha256, recorded_checksum, sidecar, why_no_checksum
 from backup_tasks.models import BackupRun
 from backup_tasks.runs import recorded
 
@@ -185,8 +185,14 @@ def recorded_rows(path: Path, kind: layout.Kind, alias: str) -> int | None:
 
 def verify_file(path: Path, *, alias: str = "default", use_records: bool = True) -> FileCheck:
     shown = layout.display_str(path)
-    if not path.is_file():
-        return FileCheck(shown, MISSING, "the file is gone (its checksum is still recorded)")
+    what = safefile.not_regular(path)  # a link is named, not followed: never read through one
+    if what == safefile.MISSING:
+        recorded_once = safefile.not_regular(sidecar(path)) != safefile.MISSING
+        return FileCheck(
+            shown, MISSING, "the file is gone (its checksum is still recorded)" if recorded_once else what
+        )
+    if what:
+        return FileCheck(shown, UNKNOWN, what)
     kind = kind_of(path)
     if kind is None:
         return FileCheck(shown, UNKNOWN, "not a backup file (.sqlite3, .csv or .json)")

@@ -205,6 +205,49 @@ def test_restore_does_not_wait_on_a_checksum_file_that_is_a_pipe(backed_up):
     assert readings(project.db) == before
 
 
+def test_verify_and_restore_say_what_is_there_instead_of_a_backup(backed_up):
+    project, snapshot, csv, json = backed_up
+    elsewhere = project.root / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "folder.sqlite3").mkdir()
+    os.mkfifo(elsewhere / "pipe.csv")
+    (elsewhere / "link.sqlite3").symlink_to(snapshot)
+    json.unlink()  # its checksum stays
+
+    result = project.manage(
+        "backup_database",
+        "--verify",
+        "elsewhere/folder.sqlite3",
+        "elsewhere/pipe.csv",
+        "elsewhere/link.sqlite3",
+        "elsewhere/nowhere.json",
+        str(json),
+        timeout=60,
+    )
+
+    assert result.stdout.splitlines() == [
+        "UNKNOWN  elsewhere/folder.sqlite3: is a directory, not a regular file",
+        "UNKNOWN  elsewhere/pipe.csv: is a named pipe (FIFO), not a regular file",
+        f"UNKNOWN  elsewhere/link.sqlite3: is a symbolic link to {snapshot}, not a regular file",
+        "MISSING  elsewhere/nowhere.json: does not exist",
+        f"MISSING  backups/json_exports/{json.name}: the file is gone (its checksum is still recorded)",
+        "Verified 5 files: 2 MISSING, 3 UNKNOWN.",
+    ]
+    assert result.returncode == 1
+
+    before = readings(project.db)
+    for given, what in (
+        ("elsewhere/folder.sqlite3", "is a directory, not a regular file"),
+        ("elsewhere/pipe.csv", "is a named pipe (FIFO), not a regular file"),
+        ("elsewhere/link.sqlite3", f"is a symbolic link to {snapshot}, not a regular file"),
+        ("elsewhere/nowhere.sqlite3", "does not exist"),
+    ):
+        result = project.manage("backup_database", "--restore", given, "--yes", timeout=60)
+        assert result.stderr == f"Error: Cannot restore {given}: it {what}. Nothing was restored.\n"
+        assert result.returncode == 1
+    assert readings(project.db) == before
+
+
 def refuse(project, path: Path, message: str):
     before = readings(project.db)
     result = project.manage("backup_database", "--restore", str(path), "--yes")
