@@ -83,6 +83,22 @@ def stamp_of(kind: Kind, name: str) -> datetime | None:
     return naive.replace(tzinfo=conf.plant_zone())
 
 
+def kind_of_backup(path: Path, root: Path | None = None) -> Kind | None:
+    """The kind of one of our backups: a name of ours in its kind's folder under BACKUP_DIR.
+
+    None for anything else, such as a copy on a USB drive or another installation's file.
+    """
+    path = Path(path)
+    try:
+        folder = path.parent.resolve()
+    except (OSError, RuntimeError):
+        return None
+    for kind in KINDS.values():
+        if stamp_of(kind, path.name) is not None and folder == kind.directory(root).resolve():
+            return kind
+    return None
+
+
 def part_of(kind: Kind, name: str) -> int:
     """1 for a whole file or the first part, N for a _partN file."""
     match = kind.name_re.match(name)

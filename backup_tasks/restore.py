@@ -25,7 +25,7 @@ from backup_tasks.manifest import SUFFIX, file_sha256, recorded_checksum, sideca
 from backup_tasks.models import BackupRun
 from backup_tasks.runs import Run, notify_failure, record_finished, recorded
 from backup_tasks.safefile import MISSING, not_regular
-from backup_tasks.verify import ContentError, open_snapshot, plain_snapshot_rows
+from backup_tasks.verify import ContentError, foreign_database, open_snapshot, plain_snapshot_rows
 
 RUN_TABLE = BackupRun._meta.db_table
 
@@ -84,19 +84,13 @@ def restorable(path: Path) -> Iterator[tuple[Path, int]]:
 
 
 def _check_schema(path: Path, plain: Path) -> None:
+    if problem := foreign_database(plain):
+        raise BackupError(f"{path} is {problem}. Nothing was restored.")
     db = open_snapshot(plain)
     try:
         migrations = set(db.execute("SELECT app, name FROM django_migrations").fetchall())
-    except sqlite3.DatabaseError:
-        raise BackupError(
-            f"{path} is not a smartAquarium database (it has no migration history). Nothing was restored."
-        ) from None
     finally:
         db.close()
-    if not any(app == "readings" for app, _ in migrations):
-        raise BackupError(
-            f"{path} is a database of another application (no smartAquarium readings). Nothing was restored."
-        )
     known = set(MigrationLoader(None, ignore_no_migrations=True).disk_migrations)
     newer = sorted(f"{app}.{name}" for app, name in migrations - known)
     if newer:

@@ -248,6 +248,53 @@ def test_verify_and_restore_say_what_is_there_instead_of_a_backup(backed_up):
     assert readings(project.db) == before
 
 
+def test_verify_checks_outside_files_without_touching_the_installations_health(backed_up):
+    project, snapshot, csv, json = backed_up
+    project.manage("backup_database", "--drill", check=True)
+    healthy = check(project)
+    assert healthy[0] == 0
+    history = runs(project.db)
+    usb = project.root / "usb"
+    usb.mkdir()
+    # Another application's database, named like a snapshot of ours, with a matching checksum.
+    other = usb / "db_backup_20250111_080000.sqlite3"
+    with sqlite3.connect(other) as conn:
+        conn.execute("CREATE TABLE readings_reading (id INTEGER PRIMARY KEY)")
+    reseal(other)
+    # A copy of our CSV export that lost its last reading on the way, with the original checksum.
+    data = csv.read_bytes()
+    (usb / csv.name).write_bytes(data[: data.rstrip(b"\r\n").rfind(b"\r\n") + 2])
+    (usb / f"{csv.name}.sha256").write_bytes(csv.with_name(csv.name + ".sha256").read_bytes())
+
+    result = project.manage("backup_database", "--verify", f"usb/{other.name}", f"usb/{csv.name}")
+
+    assert result.stdout.splitlines() == [
+        f"FAILED   usb/{other.name}: not a smartAquarium database (it has no migration history)",
+        f"FAILED   usb/{csv.name}: checksum mismatch: the file changed after it was written",
+        "Verified 2 files: 2 FAILED.",
+    ]
+    assert result.stderr == "Error: 2 of 2 backups failed verification (see above).\n"
+    assert result.returncode == 1
+    assert runs(project.db) == history  # no verification of this installation was recorded
+    assert check(project) == healthy
+    assert "Verification failed" not in (project.backups / "scheduled_backup.log").read_text()
+
+    # With one of our backups among them, the run records our backup alone.
+    result = project.manage("backup_database", "--verify", f"usb/{other.name}", str(json))
+    assert result.stdout.splitlines()[1] == f"OK       backups/json_exports/{json.name}: 43,200 readings"
+    assert result.returncode == 1
+    assert runs(project.db) == [
+        *history,
+        ("verify", "succeeded", f"command: backup_database --verify usb/{other.name} {json}", None, ""),
+    ]
+    with sqlite3.connect(project.db) as conn:
+        [details] = conn.execute(
+            "SELECT details FROM backup_tasks_backuprun ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+    assert details == '{"files": 1, "problems": []}'
+    assert check(project) == healthy
+
+
 def refuse(project, path: Path, message: str):
     before = readings(project.db)
     result = project.manage("backup_database", "--restore", str(path), "--yes")
