@@ -480,6 +480,57 @@ def test_check_is_critical_without_any_snapshot(project):
     )
 
 
+def test_check_judges_only_snapshots_in_the_current_backup_folder(backed_up):
+    project, snapshot, *_ = backed_up
+    project.manage("backup_database", "--drill", check=True)
+    with sqlite3.connect(project.db) as conn:
+        conn.execute("UPDATE backup_tasks_backuprun SET started_at = datetime(started_at, '-3 hours')")
+    # A forged record of a fresh snapshot: the file exists, but outside BACKUP_DIR.
+    forged = project.root / "elsewhere" / "db_backup_20250111_080000.sqlite3"
+    forged.parent.mkdir()
+    forged.write_bytes(snapshot.read_bytes())
+    with sqlite3.connect(project.db) as conn:
+        conn.execute(
+            "INSERT INTO backup_tasks_backuprun (kind, trigger, status, started_at, file, error, sha256, details)"
+            " VALUES ('snapshot', 'forged', 'succeeded', datetime('now'), ?, '', '', '{}')",
+            [str(forged)],
+        )
+
+    assert check(project) == (
+        2,
+        f"BACKUP CRITICAL - newest verified snapshot {snapshot.name} is 3.0 h old (limit 2 h)",
+    )
+    assert check(project, "--max-age", "4") == (
+        1,
+        f"BACKUP WARNING - newest verified snapshot {snapshot.name} is 3.0 h old, but a newer one is "
+        f"recorded outside the backup folder {project.backups}, not judged: {forged}",
+    )
+
+    # BACKUP_DIR moved to a new, empty folder: nothing in it to judge.
+    moved = project.root / "new-backups"
+    env = {**project.env, "BACKUP_DIR": str(moved)}
+    result = project.manage("backup_database", "--check", env=env)
+    assert result.stdout == (
+        f"BACKUP CRITICAL - no verified snapshot in the backup folder {moved}; the newest recorded, "
+        f"{forged}, is outside it (BACKUP_DIR changed?): run 'python manage.py backup_database'\n"
+    )
+    assert result.returncode == 2
+
+
+def test_check_warns_when_the_newest_snapshot_was_replaced_by_a_link(backed_up):
+    project, snapshot, *_ = backed_up
+    project.manage("backup_database", "--drill", check=True)
+    moved = project.root / "moved.sqlite3"
+    snapshot.rename(moved)
+    snapshot.symlink_to(moved)
+
+    assert check(project) == (
+        1,
+        f"BACKUP WARNING - newest verified snapshot {snapshot.name} has been replaced: "
+        f"it is a symbolic link to {moved}, not a regular file",
+    )
+
+
 def test_runs_left_running_by_a_dead_process_are_marked_failed(backed_up):
     project, *_ = backed_up
     with sqlite3.connect(project.db) as conn:
