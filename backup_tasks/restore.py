@@ -21,10 +21,11 @@ from backup_tasks import compression, conf, flight, layout
 from backup_tasks.engines import get_engine
 from backup_tasks.engines.sqlite import SQLiteEngine
 from backup_tasks.errors import BackupError
-from backup_tasks.manifest import SUFFIX, file_sha256, recorded_checksum
+from backup_tasks.manifest import SUFFIX, file_sha256, recorded_checksum, sidecar, why_no_checksum
 from backup_tasks.models import BackupRun
 from backup_tasks.runs import Run, notify_failure, record_finished, recorded
-from backup_tasks.verify import ContentError, open_snapshot, plain_snapshot_rows
+from backup_tasks.safefile import MISSING, not_regular
+from backup_tasks.verify import ContentError, foreign_database, open_snapshot, plain_snapshot_rows
 
 RUN_TABLE = BackupRun._meta.db_table
 
@@ -58,14 +59,16 @@ def restorable(path: Path) -> Iterator[tuple[Path, int]]:
     Yields the plain database (decompressed beside the backup when needed)
     and its number of readings.
     """
-    if not path.is_file():
-        raise BackupError(f"No such file: {path}. Nothing was restored.")
+    if what := not_regular(path):
+        raise BackupError(f"Cannot restore {path}: it {what}. Nothing was restored.")
     expected = recorded_checksum(path)
-    if expected is None:
+    if expected is None and not_regular(sidecar(path)) == MISSING:
         raise BackupError(
             f"{path} has no checksum beside it ({path.name}{SUFFIX}): copy the .sha256 file along with "
             "the backup. Nothing was restored."
         )
+    if expected is None:
+        raise BackupError(f"{path} has no checksum to trust: {why_no_checksum(path)}. Nothing was restored.")
     if file_sha256(path) != expected:
         raise BackupError(
             f"{path} does not match its checksum: the file was damaged or changed after it was "
@@ -81,19 +84,13 @@ def restorable(path: Path) -> Iterator[tuple[Path, int]]:
 
 
 def _check_schema(path: Path, plain: Path) -> None:
+    if problem := foreign_database(plain):
+        raise BackupError(f"{path} is {problem}. Nothing was restored.")
     db = open_snapshot(plain)
     try:
         migrations = set(db.execute("SELECT app, name FROM django_migrations").fetchall())
-    except sqlite3.DatabaseError:
-        raise BackupError(
-            f"{path} is not a smartAquarium database (it has no migration history). Nothing was restored."
-        ) from None
     finally:
         db.close()
-    if not any(app == "readings" for app, _ in migrations):
-        raise BackupError(
-            f"{path} is a database of another application (no smartAquarium readings). Nothing was restored."
-        )
     known = set(MigrationLoader(None, ignore_no_migrations=True).disk_migrations)
     newer = sorted(f"{app}.{name}" for app, name in migrations - known)
     if newer:

@@ -17,11 +17,11 @@ from pathlib import Path
 import zstandard
 from django.db import DatabaseError
 
-from backup_tasks import compression, layout
+from backup_tasks import compression, layout, safefile
 from backup_tasks.engines.sqlite import HEADER
 from backup_tasks.errors import BackupError
 from backup_tasks.exporters import CSV_HEADER
-from backup_tasks.manifest import SUFFIX, file_sha256, recorded_checksum
+from backup_tasks.manifest import SUFFIX, file_sha256, recorded_checksum, sidecar, why_no_checksum
 from backup_tasks.models import BackupRun
 from backup_tasks.runs import recorded
 
@@ -94,9 +94,27 @@ def open_snapshot(path: Path) -> sqlite3.Connection:
 def snapshot_rows(path: Path) -> int:
     try:
         with compression.plain_copy(path) as plain:
-            return plain_snapshot_rows(plain)
+            rows = plain_snapshot_rows(plain)
+            # Any SQLite file with a readings_reading table would count its rows.
+            if problem := foreign_database(plain):
+                raise ContentError(problem)
+            return rows
     except BackupError as exc:
         raise ContentError(str(exc)) from None
+
+
+def foreign_database(path: Path) -> str | None:
+    """Why a sound SQLite file is not a smartAquarium database, or None when it is one."""
+    db = open_snapshot(path)
+    try:
+        apps = {app for (app,) in db.execute("SELECT DISTINCT app FROM django_migrations")}
+    except sqlite3.DatabaseError:
+        return "not a smartAquarium database (it has no migration history)"
+    finally:
+        db.close()
+    if "readings" not in apps:
+        return "a database of another application (no smartAquarium readings)"
+    return None
 
 
 def plain_snapshot_rows(path: Path) -> int:
@@ -185,8 +203,14 @@ def recorded_rows(path: Path, kind: layout.Kind, alias: str) -> int | None:
 
 def verify_file(path: Path, *, alias: str = "default", use_records: bool = True) -> FileCheck:
     shown = layout.display_str(path)
-    if not path.is_file():
-        return FileCheck(shown, MISSING, "the file is gone (its checksum is still recorded)")
+    what = safefile.not_regular(path)  # a link is named, not followed: never read through one
+    if what == safefile.MISSING:
+        recorded_once = safefile.not_regular(sidecar(path)) != safefile.MISSING
+        return FileCheck(
+            shown, MISSING, "the file is gone (its checksum is still recorded)" if recorded_once else what
+        )
+    if what:
+        return FileCheck(shown, UNKNOWN, what)
     kind = kind_of(path)
     if kind is None:
         return FileCheck(shown, UNKNOWN, "not a backup file (.sqlite3, .csv or .json)")
@@ -197,7 +221,7 @@ def verify_file(path: Path, *, alias: str = "default", use_records: bool = True)
     except ContentError as exc:
         rows, content_error = None, str(exc)
     if expected is None:
-        return FileCheck(shown, UNKNOWN, f"no checksum recorded (no {path.name}{SUFFIX} beside it)", rows)
+        return FileCheck(shown, UNKNOWN, f"no checksum recorded ({why_no_checksum(path)})", rows)
     if file_sha256(path) != expected:
         reason = f"; {content_error}" if content_error else ""
         return FileCheck(
@@ -231,13 +255,27 @@ def _all_backup_files(root: Path | None) -> list[Path]:
 def verify_backups(
     *, paths: list[Path] | None = None, root: Path | None = None, alias: str = "default", trigger: str = ""
 ) -> VerifyReport:
-    """Verify the given files, or every backup in BACKUP_DIR."""
+    """Verify the given files, or every backup in BACKUP_DIR.
+
+    Only our own backups (layout.kind_of_backup) enter the run history. A file
+    from elsewhere, a copy on a USB drive or another installation's backup, is
+    checked and reported the same way, but it says nothing about this
+    installation: a verification of it alone records no run, so --check, the
+    dashboard and the failure alerts never judge the plant by it.
+    """
+    targets = [Path(path) for path in paths] if paths is not None else _all_backup_files(root)
+    ours = [layout.kind_of_backup(path, root) is not None for path in targets]
     report = VerifyReport()
+    if not any(ours) and paths is not None:
+        report.checks = [verify_file(path, alias=alias, use_records=False) for path in targets]
+        return report
     with recorded(BackupRun.Kind.VERIFY, trigger=trigger, alias=alias) as run:
-        for path in paths if paths is not None else _all_backup_files(root):
-            report.checks.append(verify_file(Path(path), alias=alias))
-        run.details = {"files": len(report.checks), "problems": [asdict(p) for p in report.problems]}
-        if report.problems:
+        for path, own in zip(targets, ours, strict=True):
+            report.checks.append(verify_file(path, alias=alias, use_records=own))
+        checked = [check for check, own in zip(report.checks, ours, strict=True) if own]
+        problems = [check for check in checked if check.status != OK]
+        run.details = {"files": len(checked), "problems": [asdict(p) for p in problems]}
+        if problems:
             run.status = BackupRun.Status.FAILED
-            run.error = "; ".join(f"{p.status} {p.path}: {p.detail}" for p in report.problems)[:2000]
+            run.error = "; ".join(f"{p.status} {p.path}: {p.detail}" for p in problems)[:2000]
     return report
