@@ -4,9 +4,10 @@
     record_reading(water_temperature=24.5, air_temperature=26.2, humidity=60.5,
                    setpoint=25.0, pid_output=120)
 
-Values that no sensor can produce (NaN, infinities, humidity above 100 %, ...)
-raise InvalidReading instead of being stored, so a broken probe shows up as an
-error in the sensor loop rather than as garbage in every backup.
+Values that no sensor can produce (NaN, infinities, humidity above 100 %, bytes,
+a timestamp from year 1 or next year, ...) raise InvalidReading instead of being
+stored, so a broken probe shows up as an error in the sensor loop rather than as
+garbage in every backup.
 """
 
 from datetime import datetime
@@ -14,9 +15,9 @@ from datetime import datetime
 from django.utils import timezone
 
 from readings.models import Reading
-from readings.validation import InvalidReading, validate_values
+from readings.validation import InvalidReading, validate_timestamp, validate_values
 
-__all__ = ["InvalidReading", "record_reading", "validate_values"]
+__all__ = ["InvalidReading", "record_reading", "validate_timestamp", "validate_values"]
 
 
 def record_reading(
@@ -36,8 +37,5 @@ def record_reading(
         setpoint=setpoint,
         pid_output=pid_output,
     )
-    if timestamp is None:
-        timestamp = timezone.now()
-    elif timezone.is_naive(timestamp):
-        raise InvalidReading("timestamp must be timezone-aware")
+    timestamp = timezone.now() if timestamp is None else validate_timestamp(timestamp)
     return Reading.objects.create(timestamp=timestamp, **clean)

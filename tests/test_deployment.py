@@ -1,15 +1,20 @@
 """docker-compose.yml, the systemd unit and the web server are what README describes."""
 
 import configparser
+import io
+import logging
+import logging.config
 import os
 import re
 import shlex
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
+import pytest
 import yaml
 
 from .conftest import PROJECT, free_port
@@ -121,19 +126,14 @@ def fetch(url: str, timeout: float = 20) -> Response:
             time.sleep(0.1)
 
 
-def test_the_web_command_keeps_sending_a_download_that_outlasts_the_worker_timeout(project):
-    """gunicorn's sync workers are killed mid-response after --timeout; a year's export or a
-    snapshot over a slow link takes longer than that. The web command must finish them."""
-    snapshot = project.backups / "database" / "db_backup_20250111_080000.sqlite3"
-    snapshot.parent.mkdir(parents=True)
-    content = os.urandom(48 * 1024 * 1024)
-    snapshot.write_bytes(content)
-    session = project.manage(
+def logged_in_session(project, create_user: str) -> str:
+    """The session key of a user logged in through the project's database, for a Cookie header."""
+    return project.manage(
         "shell",
         "-c",
         "from django.contrib.auth.models import User\n"
         "from django.contrib.sessions.backends.db import SessionStore\n"
-        "user = User.objects.create_superuser('root', password=None)\n"
+        f"user = {create_user}\n"
         "session = SessionStore()\n"
         "session.update({'_auth_user_id': str(user.pk), '_auth_user_hash': user.get_session_auth_hash(),\n"
         "    '_auth_user_backend': 'django.contrib.auth.backends.ModelBackend'})\n"
@@ -141,6 +141,16 @@ def test_the_web_command_keeps_sending_a_download_that_outlasts_the_worker_timeo
         "print(session.session_key)",
         check=True,
     ).stdout.split()[-1]  # after shell's "N objects imported automatically"
+
+
+def test_the_web_command_keeps_sending_a_download_that_outlasts_the_worker_timeout(project):
+    """gunicorn's sync workers are killed mid-response after --timeout; a year's export or a
+    snapshot over a slow link takes longer than that. The web command must finish them."""
+    snapshot = project.backups / "database" / "db_backup_20250111_080000.sqlite3"
+    snapshot.parent.mkdir(parents=True)
+    content = os.urandom(48 * 1024 * 1024)
+    snapshot.write_bytes(content)
+    session = logged_in_session(project, "User.objects.create_superuser('root', password=None)")
     port = free_port()
     command = compose()["services"]["web"]["command"].replace("0.0.0.0:8000", f"127.0.0.1:{port}")
     web = subprocess.Popen(
@@ -171,3 +181,78 @@ def test_the_web_command_keeps_sending_a_download_that_outlasts_the_worker_timeo
     assert len(received) == len(content)
     assert bytes(received) == content
     assert took > 4  # well past the 2 s timeout
+
+
+def test_the_web_command_logs_a_refused_request_in_one_line(project):
+    """A 403 is an everyday event (a shift lead without the dashboard permission), not a
+    crash: one line in the web server's log, no traceback."""
+    session = logged_in_session(project, "User.objects.create_user('shift', is_staff=True)")
+    port = free_port()
+    command = compose()["services"]["web"]["command"].replace("0.0.0.0:8000", f"127.0.0.1:{port}")
+    log = project.root / "web.log"
+    with log.open("wb") as errors:
+        web = subprocess.Popen(
+            [str(Path(sys.executable).parent / "gunicorn"), *shlex.split(command)[1:]],
+            cwd=PROJECT,
+            env=project.env,
+            stdout=subprocess.DEVNULL,
+            stderr=errors,
+        )
+    try:
+        fetch(f"http://127.0.0.1:{port}/admin/login/")  # up
+        for url in ("/admin/backups/", "/admin/backups/download/database/db_backup_20250111_080000.sqlite3"):
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{port}{url}", headers={"Cookie": f"sessionid={session}"}
+            )
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(request, timeout=30)
+            assert refused.value.code == 403
+    finally:
+        web.terminate()
+        web.wait(10)
+
+    text = log.read_text()
+    django_lines = [line.split(" ", 2)[2] for line in text.splitlines() if " django." in line]
+    assert django_lines == [
+        "WARNING django.request: Forbidden (Permission denied): /admin/backups/",
+        "WARNING django.request: Forbidden (Permission denied): "
+        "/admin/backups/download/database/db_backup_20250111_080000.sqlite3",
+    ]
+    assert "Traceback" not in text
+
+
+def test_the_console_log_keeps_the_traceback_of_a_server_error_only():
+    from django.conf import settings
+    from django.utils.log import request_logger
+
+    handler = logging.StreamHandler(io.StringIO())
+    handler.setFormatter(
+        logging.config.DictConfigurator(settings.LOGGING).configure_formatter(
+            settings.LOGGING["formatters"]["plain"]
+        )
+    )
+    for status in (403, 500):
+        try:
+            raise RuntimeError(f"raised for {status}")
+        except RuntimeError:
+            record = request_logger.makeRecord(
+                "django.request",
+                logging.WARNING,
+                __file__,
+                1,
+                "Answered %s",
+                (status,),
+                sys.exc_info(),
+                extra={"status_code": status},
+            )
+        handler.handle(record)
+        assert record.exc_info is not None  # the record itself is left whole for other handlers
+
+    lines = handler.stream.getvalue().splitlines()
+    assert [line.split(" ", 2)[2] for line in lines if "django.request" in line] == [
+        "WARNING django.request: Answered 403",
+        "WARNING django.request: Answered 500",
+    ]
+    assert lines[2] == "Traceback (most recent call last):"
+    assert lines[-1] == "RuntimeError: raised for 500"
+    assert "raised for 403" not in handler.stream.getvalue()

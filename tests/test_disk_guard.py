@@ -74,3 +74,30 @@ def test_still_short_after_cleanup_fails_before_writing_anything(project):
     # The earlier snapshot is untouched and nothing temporary is left.
     assert (project.root / "before.txt").read_text() == (project.root / "after.txt").read_text()
     assert not [n for n in (project.root / "listing.txt").read_text().split() if n.endswith(".tmp")]
+
+
+def test_the_guard_sizes_the_next_snapshot_by_the_database_as_it_is_now(project):
+    project.manage("simulate_readings", "--days", "1", check=True)  # a snapshot of about 4 MB
+    result = run_on_small_disk(
+        project,
+        "14m",
+        "{manage} backup_database --type db > {out}/first.txt\n"
+        "{manage} simulate_readings --days 2 > /dev/null\n"  # the database grows to about 12 MB
+        "stat -f -c '%a %S' {disk} > {out}/free.txt\n"
+        "{manage} backup_database --type db 2> {out}/error.txt || echo $? > {out}/code.txt\n"
+        "ls -a {disk}/backups/database > {out}/listing.txt\n",
+    )
+
+    assert result.returncode == 0, result.stderr
+    blocks, block_size = map(int, (project.root / "free.txt").read_text().split())
+    need = int(project.db.stat().st_size * 1.1) + 1_000_000  # the database now, not the last 4 MB
+    disk = project.root / "small-disk"
+    assert (project.root / "error.txt").read_text() == (
+        f"Error: Not enough space on the backup disk: need about {need / 1e6:,.1f} MB, "
+        f"{blocks * block_size / 1e6:,.1f} MB free in {disk}/backups/database. "
+        "Nothing was written; free up space or move BACKUP_DIR to a larger disk.\n"
+    )
+    assert (project.root / "code.txt").read_text() == "1\n"
+    listing = (project.root / "listing.txt").read_text().split()
+    assert len([name for name in listing if name.endswith(".sqlite3")]) == 1
+    assert not [name for name in listing if name.endswith(".tmp")]

@@ -2,10 +2,12 @@
 
 import math
 import sqlite3
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 from django.contrib.auth.models import User
+from django.utils import timezone
 
 from readings.models import Reading
 from readings.services import InvalidReading, record_reading
@@ -44,6 +46,35 @@ def test_record_reading_stores_a_valid_reading():
         ("water_temperature", -300, "water_temperature -300°C is outside the possible range -40..150°C"),
         ("setpoint", "hot", "setpoint is not a number: 'hot'"),
         ("air_temperature", None, "air_temperature is missing or not a number"),
+        # Shown precisely enough to see why: 100.0001, not 100.
+        ("humidity", 100.0001, "humidity 100.0001% is outside the possible range 0..100%"),
+        ("humidity", Decimal("100.0001"), "humidity 100.0001% is outside the possible range 0..100%"),
+        ("setpoint", b"24", "setpoint is bytes, not a number: b'24' (decode the sensor's text first)"),
+        (
+            "setpoint",
+            bytearray(b"24"),
+            "setpoint is bytes, not a number: bytearray(b'24') (decode the sensor's text first)",
+        ),
+        ("pid_output", True, "pid_output is a truth value, not a number: True"),
+        ("pid_output", [120], "pid_output is not a number: [120]"),
+        pytest.param(
+            "pid_output",
+            10**400,
+            "pid_output 1.000e+400 is outside the possible range -100000..100000",
+            id="10**400",
+        ),
+        pytest.param(
+            "pid_output",
+            -(10**400),
+            "pid_output -1.000e+400 is outside the possible range -100000..100000",
+            id="-10**400",
+        ),
+        pytest.param(
+            "water_temperature",
+            "x" * 300,
+            f"water_temperature is not a number: '{'x' * 39}...",
+            id="long text",
+        ),
     ],
 )
 def test_record_reading_refuses_impossible_values(field, value, message):
@@ -55,8 +86,42 @@ def test_record_reading_refuses_impossible_values(field, value, message):
 
 @pytest.mark.django_db
 def test_record_reading_refuses_a_naive_timestamp():
-    with pytest.raises(InvalidReading, match="timezone-aware"):
+    with pytest.raises(InvalidReading) as caught:
         record_reading(**GOOD, timestamp=datetime(2025, 1, 11, 14, 30, 22))
+    assert caught.value.messages == [
+        "timestamp 2025-01-11T14:30:22 has no time zone: pass a timezone-aware datetime"
+    ]
+
+
+@pytest.mark.django_db
+def test_record_reading_refuses_timestamps_no_sensor_clock_can_mean():
+    ten_years_ahead = (timezone.now() + timedelta(days=3653)).replace(microsecond=0)
+    six_minutes_ahead = (timezone.now() + timedelta(minutes=6)).replace(microsecond=0)
+    refused = {
+        ten_years_ahead: f"timestamp {ten_years_ahead.isoformat()} is more than 5 minutes ahead of this "
+        "server's clock: check the sensor's clock",
+        six_minutes_ahead: f"timestamp {six_minutes_ahead.isoformat()} is more than 5 minutes ahead of this "
+        "server's clock: check the sensor's clock",
+        datetime(1, 1, 1, tzinfo=UTC): "timestamp 0001-01-01T00:00:00+00:00 is before 2020-01-01: "
+        "check the sensor's clock (a clock that lost its time starts in 1970 or 2000)",
+        datetime(2019, 12, 31, 23, 59, 59, tzinfo=UTC): "timestamp 2019-12-31T23:59:59+00:00 is before "
+        "2020-01-01: check the sensor's clock (a clock that lost its time starts in 1970 or 2000)",
+        "2025-01-11 14:30:22": "timestamp is not a date and time: '2025-01-11 14:30:22' "
+        "(pass a timezone-aware datetime)",
+        1736605822: "timestamp is not a date and time: 1736605822 (pass a timezone-aware datetime)",
+    }
+    for timestamp, message in refused.items():
+        with pytest.raises(InvalidReading) as caught:
+            record_reading(**GOOD, timestamp=timestamp)
+        assert caught.value.messages == [message]
+    assert not Reading.objects.exists()
+
+    # The edges themselves are fine: the floor, and a sensor clock a few minutes fast.
+    floor = datetime(2020, 1, 1, tzinfo=UTC)
+    fast = timezone.now() + timedelta(minutes=4)
+    record_reading(**GOOD, timestamp=floor)
+    record_reading(**GOOD, timestamp=fast)
+    assert sorted(Reading.objects.values_list("timestamp", flat=True)) == [floor, fast]
 
 
 def test_simulate_readings_writes_a_plant_settling_around_its_setpoint(project):

@@ -4,6 +4,7 @@ import hashlib
 import os
 import pty
 import re
+import resource
 import socket
 import sqlite3
 import subprocess
@@ -146,6 +147,152 @@ def test_verify_checks_content_and_recorded_row_counts_of_given_files(backed_up)
     assert out[1] == (
         f"FAILED   backups/csv_exports/{csv.name}: 43,199 readings, but 43,200 were recorded when it was written"
     )
+
+
+def at_most_1_gb():
+    """Run in the child before exec: a reader without limits fails with MemoryError, not the machine."""
+    resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+
+
+def test_verify_reads_a_checksum_file_only_when_regular_and_only_its_first_line(backed_up, tmp_path):
+    project, snapshot, csv, json = backed_up
+    good = json.with_name(json.name + ".sha256").read_text()
+    (tmp_path / "elsewhere.sha256").write_text(good)
+    snapshot.with_name(snapshot.name + ".sha256").unlink()
+    snapshot.with_name(snapshot.name + ".sha256").symlink_to("/dev/zero")  # endless
+    csv.with_name(csv.name + ".sha256").unlink()
+    os.mkfifo(csv.with_name(csv.name + ".sha256"))  # nobody ever writes to it
+    # Our line, then 4 GB more (sparse): only the first line is read.
+    with json.with_name(json.name + ".sha256").open("a") as sidecar:
+        sidecar.truncate(4 << 30)
+
+    result = project.manage("backup_database", "--verify", timeout=60, preexec_fn=at_most_1_gb)
+
+    assert result.stdout.splitlines() == [
+        f"UNKNOWN  backups/database/{snapshot.name}: no checksum recorded "
+        f"({snapshot.name}.sha256 is a symbolic link to /dev/zero, not a regular file)",
+        f"UNKNOWN  backups/csv_exports/{csv.name}: no checksum recorded "
+        f"({csv.name}.sha256 is a named pipe (FIFO), not a regular file)",
+        f"OK       backups/json_exports/{json.name}: 43,200 readings",
+        "Verified 3 files: 1 OK, 2 UNKNOWN.",
+    ]
+    assert result.stderr == "Error: 2 of 3 backups failed verification (see above).\n"
+    assert result.returncode == 1
+
+    # A link to a good checksum file is not followed either.
+    json.with_name(json.name + ".sha256").unlink()
+    json.with_name(json.name + ".sha256").symlink_to(tmp_path / "elsewhere.sha256")
+    result = project.manage("backup_database", "--verify", str(json), timeout=60)
+    assert result.stdout.splitlines()[0] == (
+        f"UNKNOWN  backups/json_exports/{json.name}: no checksum recorded ({json.name}.sha256 is a "
+        f"symbolic link to {tmp_path / 'elsewhere.sha256'}, not a regular file)"
+    )
+
+
+def test_restore_does_not_wait_on_a_checksum_file_that_is_a_pipe(backed_up):
+    project, snapshot, *_ = backed_up
+    snapshot.with_name(snapshot.name + ".sha256").unlink()
+    os.mkfifo(snapshot.with_name(snapshot.name + ".sha256"))
+
+    before = readings(project.db)
+    result = project.manage("backup_database", "--restore", str(snapshot), "--yes", timeout=60)
+
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"Error: {snapshot} has no checksum to trust: {snapshot.name}.sha256 is a named pipe (FIFO), "
+        "not a regular file. Nothing was restored.\n"
+    )
+    assert readings(project.db) == before
+
+
+def test_verify_and_restore_say_what_is_there_instead_of_a_backup(backed_up):
+    project, snapshot, csv, json = backed_up
+    elsewhere = project.root / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "folder.sqlite3").mkdir()
+    os.mkfifo(elsewhere / "pipe.csv")
+    (elsewhere / "link.sqlite3").symlink_to(snapshot)
+    json.unlink()  # its checksum stays
+
+    result = project.manage(
+        "backup_database",
+        "--verify",
+        "elsewhere/folder.sqlite3",
+        "elsewhere/pipe.csv",
+        "elsewhere/link.sqlite3",
+        "elsewhere/nowhere.json",
+        str(json),
+        timeout=60,
+    )
+
+    assert result.stdout.splitlines() == [
+        "UNKNOWN  elsewhere/folder.sqlite3: is a directory, not a regular file",
+        "UNKNOWN  elsewhere/pipe.csv: is a named pipe (FIFO), not a regular file",
+        f"UNKNOWN  elsewhere/link.sqlite3: is a symbolic link to {snapshot}, not a regular file",
+        "MISSING  elsewhere/nowhere.json: does not exist",
+        f"MISSING  backups/json_exports/{json.name}: the file is gone (its checksum is still recorded)",
+        "Verified 5 files: 2 MISSING, 3 UNKNOWN.",
+    ]
+    assert result.returncode == 1
+
+    before = readings(project.db)
+    for given, what in (
+        ("elsewhere/folder.sqlite3", "is a directory, not a regular file"),
+        ("elsewhere/pipe.csv", "is a named pipe (FIFO), not a regular file"),
+        ("elsewhere/link.sqlite3", f"is a symbolic link to {snapshot}, not a regular file"),
+        ("elsewhere/nowhere.sqlite3", "does not exist"),
+    ):
+        result = project.manage("backup_database", "--restore", given, "--yes", timeout=60)
+        assert result.stderr == f"Error: Cannot restore {given}: it {what}. Nothing was restored.\n"
+        assert result.returncode == 1
+    assert readings(project.db) == before
+
+
+def test_verify_checks_outside_files_without_touching_the_installations_health(backed_up):
+    project, snapshot, csv, json = backed_up
+    project.manage("backup_database", "--drill", check=True)
+    healthy = check(project)
+    assert healthy[0] == 0
+    history = runs(project.db)
+    usb = project.root / "usb"
+    usb.mkdir()
+    # Another application's database, named like a snapshot of ours, with a matching checksum.
+    other = usb / "db_backup_20250111_080000.sqlite3"
+    with sqlite3.connect(other) as conn:
+        conn.execute("CREATE TABLE readings_reading (id INTEGER PRIMARY KEY)")
+    reseal(other)
+    # A copy of our CSV export that lost its last reading on the way, with the original checksum.
+    data = csv.read_bytes()
+    (usb / csv.name).write_bytes(data[: data.rstrip(b"\r\n").rfind(b"\r\n") + 2])
+    (usb / f"{csv.name}.sha256").write_bytes(csv.with_name(csv.name + ".sha256").read_bytes())
+
+    result = project.manage("backup_database", "--verify", f"usb/{other.name}", f"usb/{csv.name}")
+
+    assert result.stdout.splitlines() == [
+        f"FAILED   usb/{other.name}: not a smartAquarium database (it has no migration history)",
+        f"FAILED   usb/{csv.name}: checksum mismatch: the file changed after it was written",
+        "Verified 2 files: 2 FAILED.",
+    ]
+    assert result.stderr == "Error: 2 of 2 backups failed verification (see above).\n"
+    assert result.returncode == 1
+    assert runs(project.db) == history  # no verification of this installation was recorded
+    assert check(project) == healthy
+    assert "Verification failed" not in (project.backups / "scheduled_backup.log").read_text()
+
+    # With one of our backups among them, the run records our backup alone.
+    result = project.manage("backup_database", "--verify", f"usb/{other.name}", str(json))
+    assert result.stdout.splitlines()[1] == f"OK       backups/json_exports/{json.name}: 43,200 readings"
+    assert result.returncode == 1
+    assert runs(project.db) == [
+        *history,
+        ("verify", "succeeded", f"command: backup_database --verify usb/{other.name} {json}", None, ""),
+    ]
+    with sqlite3.connect(project.db) as conn:
+        [details] = conn.execute(
+            "SELECT details FROM backup_tasks_backuprun ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+    assert details == '{"files": 1, "problems": []}'
+    assert check(project) == healthy
 
 
 def refuse(project, path: Path, message: str):
@@ -330,6 +477,57 @@ def test_check_is_critical_without_any_snapshot(project):
     assert check(project) == (
         2,
         "BACKUP CRITICAL - no verified database snapshot yet: run 'python manage.py backup_database'",
+    )
+
+
+def test_check_judges_only_snapshots_in_the_current_backup_folder(backed_up):
+    project, snapshot, *_ = backed_up
+    project.manage("backup_database", "--drill", check=True)
+    with sqlite3.connect(project.db) as conn:
+        conn.execute("UPDATE backup_tasks_backuprun SET started_at = datetime(started_at, '-3 hours')")
+    # A forged record of a fresh snapshot: the file exists, but outside BACKUP_DIR.
+    forged = project.root / "elsewhere" / "db_backup_20250111_080000.sqlite3"
+    forged.parent.mkdir()
+    forged.write_bytes(snapshot.read_bytes())
+    with sqlite3.connect(project.db) as conn:
+        conn.execute(
+            "INSERT INTO backup_tasks_backuprun (kind, trigger, status, started_at, file, error, sha256, details)"
+            " VALUES ('snapshot', 'forged', 'succeeded', datetime('now'), ?, '', '', '{}')",
+            [str(forged)],
+        )
+
+    assert check(project) == (
+        2,
+        f"BACKUP CRITICAL - newest verified snapshot {snapshot.name} is 3.0 h old (limit 2 h)",
+    )
+    assert check(project, "--max-age", "4") == (
+        1,
+        f"BACKUP WARNING - newest verified snapshot {snapshot.name} is 3.0 h old, but a newer one is "
+        f"recorded outside the backup folder {project.backups}, not judged: {forged}",
+    )
+
+    # BACKUP_DIR moved to a new, empty folder: nothing in it to judge.
+    moved = project.root / "new-backups"
+    env = {**project.env, "BACKUP_DIR": str(moved)}
+    result = project.manage("backup_database", "--check", env=env)
+    assert result.stdout == (
+        f"BACKUP CRITICAL - no verified snapshot in the backup folder {moved}; the newest recorded, "
+        f"{forged}, is outside it (BACKUP_DIR changed?): run 'python manage.py backup_database'\n"
+    )
+    assert result.returncode == 2
+
+
+def test_check_warns_when_the_newest_snapshot_was_replaced_by_a_link(backed_up):
+    project, snapshot, *_ = backed_up
+    project.manage("backup_database", "--drill", check=True)
+    moved = project.root / "moved.sqlite3"
+    snapshot.rename(moved)
+    snapshot.symlink_to(moved)
+
+    assert check(project) == (
+        1,
+        f"BACKUP WARNING - newest verified snapshot {snapshot.name} has been replaced: "
+        f"it is a symbolic link to {moved}, not a regular file",
     )
 
 

@@ -83,6 +83,22 @@ def stamp_of(kind: Kind, name: str) -> datetime | None:
     return naive.replace(tzinfo=conf.plant_zone())
 
 
+def kind_of_backup(path: Path, root: Path | None = None) -> Kind | None:
+    """The kind of one of our backups: a name of ours in its kind's folder under BACKUP_DIR.
+
+    None for anything else, such as a copy on a USB drive or another installation's file.
+    """
+    path = Path(path)
+    try:
+        folder = path.parent.resolve()
+    except (OSError, RuntimeError):
+        return None
+    for kind in KINDS.values():
+        if stamp_of(kind, path.name) is not None and folder == kind.directory(root).resolve():
+            return kind
+    return None
+
+
 def part_of(kind: Kind, name: str) -> int:
     """1 for a whole file or the first part, N for a _partN file."""
     match = kind.name_re.match(name)
@@ -118,9 +134,13 @@ def exports(kind: Kind, root: Path | None = None) -> int:
 
 
 def display_str(path: Path | str) -> str:
-    """A path as the guide prints it: relative to the working directory when inside it."""
+    """A path as the guide prints it: relative to the working directory when inside it.
+
+    Only the folder is resolved: a symbolic link is shown under its own name, not its target's.
+    """
+    path = Path(path)
     try:
-        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+        return str((path.parent.resolve() / path.name).relative_to(Path.cwd().resolve()))
     except ValueError:
         return str(path)
 

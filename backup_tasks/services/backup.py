@@ -102,7 +102,7 @@ def _run(kind: layout.Kind, *, trigger: str, alias: str, work: Callable[[], Writ
     return result
 
 
-SPACE_MARGIN = 1.1  # the last backup of a kind, plus 10 %, plus a little:
+SPACE_MARGIN = 1.1  # the expected size, plus 10 %, plus a little:
 SPACE_SLACK = 1_000_000
 
 
@@ -111,26 +111,31 @@ def free_bytes(folder: Path) -> int:
     return 0 if usage is None else usage[1]
 
 
-def expected_size(kind: layout.Kind, root: Path | None, first_estimate: int = 0) -> int:
-    """About what the next backup of a kind needs: the last one (every part), plus a margin."""
+def expected_size(kind: layout.Kind, root: Path | None, estimate_now: int = 0) -> int:
+    """About what the next backup of a kind needs, plus a margin: the larger of the last
+    one (every part) and estimate_now, what the data would take as it is now.
+
+    The last backup alone underestimates a database that has grown since: a 4 MB
+    snapshot said 5.6 MB would do, and the 12 MB database then filled the disk.
+    """
     files = layout.backups(kind, root)
+    last = 0
     if files:
         stamp = files[-1][0]
         last = sum(path.stat().st_size for s, path in files if s == stamp)
-    else:
-        last = first_estimate
-    return int(last * SPACE_MARGIN) + SPACE_SLACK if last else 0
+    size = max(last, estimate_now)
+    return int(size * SPACE_MARGIN) + SPACE_SLACK if size else 0
 
 
 def ensure_space(
-    kind: layout.Kind, *, root: Path | None, alias: str, trigger: str, first_estimate: int = 0
+    kind: layout.Kind, *, root: Path | None, alias: str, trigger: str, estimate_now: int = 0
 ) -> None:
     """Fail before writing anything when the backup disk cannot hold the next backup.
 
     When space is short, old backups are cleaned up by the retention policy first.
     """
     folder = ensure_dir(kind.directory(root))
-    need = expected_size(kind, root, first_estimate)
+    need = expected_size(kind, root, estimate_now)
     free = free_bytes(folder)
     if free >= need:
         return
@@ -195,7 +200,9 @@ def snapshot_database(
     def work() -> Written:
         engine.check_available()
         folder = layout.DB.directory(root)
-        ensure_space(layout.DB, root=root, alias=alias, trigger=trigger, first_estimate=engine.size_bytes())
+        # size_bytes() looks with stat() only: opening the live database file would
+        # drop the locks SQLite holds on it in this process.
+        ensure_space(layout.DB, root=root, alias=alias, trigger=trigger, estimate_now=engine.size_bytes())
         with atomic_output(folder, name_for, when, "the database backup") as out:
             if method == "none":
                 with written_back(out.tmp):

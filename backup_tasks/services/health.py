@@ -7,9 +7,12 @@ from pathlib import Path
 from django.db import DatabaseError
 from django.utils import timezone
 
+from backup_tasks import conf
+from backup_tasks.core import layout
 from backup_tasks.core.errors import BackupError
 from backup_tasks.engines import get_engine
 from backup_tasks.models import BackupRun
+from backup_tasks.storage.safefile import MISSING, not_regular
 
 OK, WARNING, CRITICAL = 0, 1, 2
 NAMES = {OK: "OK", WARNING: "WARNING", CRITICAL: "CRITICAL"}
@@ -39,6 +42,19 @@ def _hours(delta: timedelta) -> str:
     return f"{delta.total_seconds() / 3600:.1f} h"
 
 
+def _newest_in_backup_folder(runs) -> BackupRun | None:
+    """The newest successful snapshot whose file is one of ours in the current BACKUP_DIR.
+
+    A record names its file by path; one elsewhere (BACKUP_DIR since changed, or
+    a forged row) says nothing about the backups this installation keeps now.
+    """
+    successes = runs.of_kind(BackupRun.Kind.SNAPSHOT).succeeded().order_by("-started_at", "-id")
+    for run in successes.iterator(chunk_size=100):
+        if layout.kind_of_backup(Path(run.file)) is layout.DB:
+            return run
+    return None
+
+
 def backup_health(
     *, max_age_hours: float = 2.0, alias: str = "default", now: datetime | None = None
 ) -> Health:
@@ -46,7 +62,8 @@ def backup_health(
     try:
         get_engine(alias).check_available()
         runs = BackupRun.objects.using(alias)
-        newest = runs.last_success(BackupRun.Kind.SNAPSHOT)
+        recorded = runs.last_success(BackupRun.Kind.SNAPSHOT)
+        newest = _newest_in_backup_folder(runs)
         failed = [
             last
             for kind in WATCHED
@@ -63,6 +80,12 @@ def backup_health(
         worst = failed[0]
         when = timezone.localtime(worst.started_at).strftime("%Y-%m-%d %H:%M")
         return Health(CRITICAL, f"last {worst.get_kind_display().lower()} failed at {when}: {worst.error}")
+    if newest is None and recorded is not None:
+        return Health(
+            CRITICAL,
+            f"no verified snapshot in the backup folder {conf.backup_dir()}; the newest recorded, "
+            f"{recorded.file}, is outside it (BACKUP_DIR changed?): run 'python manage.py backup_database'",
+        )
     if newest is None:
         return Health(CRITICAL, "no verified database snapshot yet: run 'python manage.py backup_database'")
     age = now - newest.started_at
@@ -71,8 +94,17 @@ def backup_health(
         return Health(
             CRITICAL, f"newest verified snapshot {name} is {_hours(age)} old (limit {max_age_hours:g} h)"
         )
-    if not Path(newest.file).is_file():
+    what = not_regular(Path(newest.file))
+    if what == MISSING:
         return Health(WARNING, f"newest verified snapshot {name} is no longer on disk")
+    if what:
+        return Health(WARNING, f"newest verified snapshot {name} has been replaced: it {what}")
+    if recorded.pk != newest.pk:
+        return Health(
+            WARNING,
+            f"newest verified snapshot {name} is {_hours(age)} old, but a newer one is recorded outside "
+            f"the backup folder {conf.backup_dir()}, not judged: {recorded.file}",
+        )
     if stuck:
         return Health(WARNING, f"{stuck} run(s) still marked running for more than {max_age_hours:g} h")
     if drill is None or now - drill.started_at > DRILL_EVERY:

@@ -21,8 +21,10 @@ from backup_tasks.engines.base import DamagedCopy, Engine, RestoreFailed
 from backup_tasks.models import BackupRun
 from backup_tasks.services import backup
 from backup_tasks.services.runs import recorded
+from backup_tasks.services.verify import foreign_database
 from backup_tasks.storage import compression
-from backup_tasks.storage.checksums import SUFFIX, file_sha256, recorded_checksum
+from backup_tasks.storage.checksums import SUFFIX, file_sha256, recorded_checksum, sidecar, why_no_checksum
+from backup_tasks.storage.safefile import MISSING, not_regular
 
 # {operation: task id} of the backup tasks running now; None when that cannot be known.
 RunningTasks = Callable[[], Mapping[str, str] | None]
@@ -57,14 +59,16 @@ def restorable(engine: Engine, path: Path) -> Iterator[tuple[Path, int]]:
     Yields the plain database (decompressed beside the backup when needed)
     and its number of readings.
     """
-    if not path.is_file():
-        raise BackupError(f"No such file: {path}. Nothing was restored.")
+    if what := not_regular(path):
+        raise BackupError(f"Cannot restore {path}: it {what}. Nothing was restored.")
     expected = recorded_checksum(path)
-    if expected is None:
+    if expected is None and not_regular(sidecar(path)) == MISSING:
         raise BackupError(
             f"{path} has no checksum beside it ({path.name}{SUFFIX}): copy the .sha256 file along with "
             "the backup. Nothing was restored."
         )
+    if expected is None:
+        raise BackupError(f"{path} has no checksum to trust: {why_no_checksum(path)}. Nothing was restored.")
     if file_sha256(path) != expected:
         raise BackupError(
             f"{path} does not match its checksum: the file was damaged or changed after it was "
@@ -80,16 +84,9 @@ def restorable(engine: Engine, path: Path) -> Iterator[tuple[Path, int]]:
 
 
 def _check_schema(engine: Engine, path: Path, plain: Path) -> None:
-    try:
-        migrations = engine.applied_migrations(plain)
-    except DamagedCopy:
-        raise BackupError(
-            f"{path} is not a smartAquarium database (it has no migration history). Nothing was restored."
-        ) from None
-    if not any(app == "readings" for app, _ in migrations):
-        raise BackupError(
-            f"{path} is a database of another application (no smartAquarium readings). Nothing was restored."
-        )
+    if problem := foreign_database(engine, plain):
+        raise BackupError(f"{path} is {problem}. Nothing was restored.")
+    migrations = engine.applied_migrations(plain)
     known = set(MigrationLoader(None, ignore_no_migrations=True).disk_migrations)
     newer = sorted(f"{app}.{name}" for app, name in migrations - known)
     if newer:

@@ -19,11 +19,11 @@ from django.db import DatabaseError
 from backup_tasks.core import layout
 from backup_tasks.core.errors import BackupError
 from backup_tasks.engines import get_engine
-from backup_tasks.engines.base import DamagedCopy
+from backup_tasks.engines.base import DamagedCopy, Engine
 from backup_tasks.models import BackupRun
 from backup_tasks.services.runs import recorded
-from backup_tasks.storage import compression
-from backup_tasks.storage.checksums import SUFFIX, file_sha256, recorded_checksum
+from backup_tasks.storage import compression, safefile
+from backup_tasks.storage.checksums import SUFFIX, file_sha256, recorded_checksum, sidecar, why_no_checksum
 from backup_tasks.storage.formats import CSV_HEADER
 
 OK, FAILED, MISSING, UNKNOWN = "OK", "FAILED", "MISSING", "UNKNOWN"
@@ -90,9 +90,25 @@ def text_of(path: Path) -> Iterator[io.TextIOWrapper]:
 def snapshot_rows(path: Path, alias: str) -> int:
     try:
         with compression.plain_copy(path) as plain:
-            return get_engine(alias).verify_copy(plain).rows
+            engine = get_engine(alias)
+            rows = engine.verify_copy(plain).rows
+            # Any SQLite file with a readings_reading table would count its rows.
+            if problem := foreign_database(engine, plain):
+                raise ContentError(problem)
+            return rows
     except (BackupError, DamagedCopy) as exc:
         raise ContentError(str(exc)) from None
+
+
+def foreign_database(engine: Engine, path: Path) -> str | None:
+    """Why a sound snapshot file is not a smartAquarium database, or None when it is one."""
+    try:
+        apps = {app for app, _ in engine.applied_migrations(path)}
+    except DamagedCopy:
+        return "not a smartAquarium database (it has no migration history)"
+    if "readings" not in apps:
+        return "a database of another application (no smartAquarium readings)"
+    return None
 
 
 def csv_rows(path: Path) -> int:
@@ -158,8 +174,14 @@ def recorded_rows(path: Path, kind: layout.Kind, alias: str) -> int | None:
 
 def verify_file(path: Path, *, alias: str = "default", use_records: bool = True) -> FileCheck:
     shown = layout.display_str(path)
-    if not path.is_file():
-        return FileCheck(shown, MISSING, "the file is gone (its checksum is still recorded)")
+    what = safefile.not_regular(path)  # a link is named, not followed: never read through one
+    if what == safefile.MISSING:
+        recorded_once = safefile.not_regular(sidecar(path)) != safefile.MISSING
+        return FileCheck(
+            shown, MISSING, "the file is gone (its checksum is still recorded)" if recorded_once else what
+        )
+    if what:
+        return FileCheck(shown, UNKNOWN, what)
     kind = kind_of(path)
     if kind is None:
         return FileCheck(shown, UNKNOWN, "not a backup file (.sqlite3, .csv or .json)")
@@ -170,7 +192,7 @@ def verify_file(path: Path, *, alias: str = "default", use_records: bool = True)
     except ContentError as exc:
         rows, content_error = None, str(exc)
     if expected is None:
-        return FileCheck(shown, UNKNOWN, f"no checksum recorded (no {path.name}{SUFFIX} beside it)", rows)
+        return FileCheck(shown, UNKNOWN, f"no checksum recorded ({why_no_checksum(path)})", rows)
     if file_sha256(path) != expected:
         reason = f"; {content_error}" if content_error else ""
         return FileCheck(
@@ -204,13 +226,27 @@ def _all_backup_files(root: Path | None) -> list[Path]:
 def verify_backups(
     *, paths: list[Path] | None = None, root: Path | None = None, alias: str = "default", trigger: str = ""
 ) -> VerifyReport:
-    """Verify the given files, or every backup in BACKUP_DIR."""
+    """Verify the given files, or every backup in BACKUP_DIR.
+
+    Only our own backups (layout.kind_of_backup) enter the run history. A file
+    from elsewhere, a copy on a USB drive or another installation's backup, is
+    checked and reported the same way, but it says nothing about this
+    installation: a verification of it alone records no run, so --check, the
+    dashboard and the failure alerts never judge the plant by it.
+    """
+    targets = [Path(path) for path in paths] if paths is not None else _all_backup_files(root)
+    ours = [layout.kind_of_backup(path, root) is not None for path in targets]
     report = VerifyReport()
+    if not any(ours) and paths is not None:
+        report.checks = [verify_file(path, alias=alias, use_records=False) for path in targets]
+        return report
     with recorded(BackupRun.Kind.VERIFY, trigger=trigger, alias=alias) as run:
-        for path in paths if paths is not None else _all_backup_files(root):
-            report.checks.append(verify_file(Path(path), alias=alias))
-        run.details = {"files": len(report.checks), "problems": [asdict(p) for p in report.problems]}
-        if report.problems:
+        for path, own in zip(targets, ours, strict=True):
+            report.checks.append(verify_file(path, alias=alias, use_records=own))
+        checked = [check for check, own in zip(report.checks, ours, strict=True) if own]
+        problems = [check for check in checked if check.status != OK]
+        run.details = {"files": len(checked), "problems": [asdict(p) for p in problems]}
+        if problems:
             run.status = BackupRun.Status.FAILED
-            run.error = "; ".join(f"{p.status} {p.path}: {p.detail}" for p in report.problems)[:2000]
+            run.error = "; ".join(f"{p.status} {p.path}: {p.detail}" for p in problems)[:2000]
     return report

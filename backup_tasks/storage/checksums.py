@@ -6,10 +6,11 @@ checked without this project or its database: `sha256sum -c *.sha256`.
 
 import hashlib
 import os
+import re
 from pathlib import Path
 from typing import BinaryIO
 
-from backup_tasks.storage.safefile import fsync_dir, fsync_file
+from backup_tasks.storage.safefile import MISSING, fsync_dir, fsync_file, not_regular, open_regular
 
 SUFFIX = ".sha256"
 BLOCK = 1 << 20
@@ -42,16 +43,44 @@ def write_checksum(path: Path, sha256: str) -> Path:
     return target
 
 
+# One sha256sum line: 64 hex digits, a space, a space or '*' (binary mode), the file's name.
+CHECKSUM_LINE = re.compile(r"([0-9a-fA-F]{64}) [ *](.+)")
+# The most a sidecar's first line can take: the checksum, two characters and a name
+# (NAME_MAX is 255 bytes on every filesystem we write to), and the newline.
+LINE_MAX = 64 + 2 + 255 + 2
+
+
 def recorded_checksum(path: Path) -> str | None:
-    """The checksum in path's sidecar, or None when there is none (or it is not ours)."""
+    """The checksum in path's sidecar, or None when there is none (or it is not ours).
+
+    Every reader of a sidecar (verify, restore, the dashboard) comes here. Read
+    the way downloads read backups: never through a link, never waiting on a
+    pipe, and never more than one line, so a planted link to /dev/zero or a FIFO
+    costs a few bytes and no time; why_no_checksum() then says what was found.
+    """
     try:
-        text = sidecar(path).read_text(encoding="utf-8")
-    except (FileNotFoundError, UnicodeDecodeError):
+        with open_regular(sidecar(path)) as handle:
+            first = handle.read(LINE_MAX).split(b"\n", 1)[0]
+    except OSError:
         return None
-    parts = text.strip().split()
-    if len(parts) != 2 or len(parts[0]) != 64 or parts[1].lstrip("*") != path.name:
+    try:
+        match = CHECKSUM_LINE.fullmatch(first.decode("utf-8").removesuffix("\r"))
+    except UnicodeDecodeError:
         return None
-    return parts[0].lower()
+    if match is None or match.group(2) != path.name:
+        return None
+    return match.group(1).lower()
+
+
+def why_no_checksum(path: Path) -> str:
+    """Why recorded_checksum(path) found none, in words for a message."""
+    name = sidecar(path).name
+    what = not_regular(sidecar(path))
+    if what == MISSING:
+        return f"no {name} beside it"
+    if what is not None:
+        return f"{name} {what}"
+    return f"{name} does not hold a checksum of {path.name}"
 
 
 class HashingWriter:

@@ -151,6 +151,39 @@ def open_regular(path: Path):
     return handle
 
 
+MISSING = "does not exist"
+
+
+def not_regular(path: Path) -> str | None:
+    """None when path is a regular file; else what is there instead, for a message:
+    MISSING, "is a directory, not a regular file", "is a symbolic link to /dev/zero,
+    not a regular file", ... Looks with lstat(): a link is named, never followed."""
+    try:
+        mode = path.lstat().st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return MISSING
+    except OSError as exc:
+        return f"cannot be looked at ({exc.strerror})"
+    if stat.S_ISREG(mode):
+        return None
+    what = "something else"
+    if stat.S_ISLNK(mode):
+        try:
+            what = f"a symbolic link to {os.readlink(path)}"
+        except OSError:
+            what = "a symbolic link"
+    for test, name in (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a named pipe (FIFO)"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+    ):
+        if test(mode):
+            what = name
+    return f"is {what}, not a regular file"
+
+
 @contextmanager
 def written_back(path: Path, chunk: int = WRITE_BACK_CHUNK) -> Iterator[None]:
     """Write path's data to disk in the background, chunk by chunk, while the block fills it.

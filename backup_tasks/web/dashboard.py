@@ -5,7 +5,6 @@ plus charts drawn on the server from a few hundred points the database has
 already averaged, so the page stays fast over a year of readings.
 """
 
-import re
 import stat
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -28,8 +27,8 @@ from backup_tasks.models import BackupRun
 from backup_tasks.services.health import NAMES as HEALTH_NAMES
 from backup_tasks.services.health import backup_health
 from backup_tasks.services.status import backup_status, render_status, schedule_times
-from backup_tasks.storage.checksums import sidecar
-from backup_tasks.storage.safefile import disk_usage, open_regular
+from backup_tasks.storage.checksums import recorded_checksum, sidecar
+from backup_tasks.storage.safefile import disk_usage
 from backup_tasks.web import charts, downloads, jobs
 from readings.models import Reading
 
@@ -186,24 +185,6 @@ class BackupFile:
     checksum_url: str | None
 
 
-SHA256_LINE = re.compile(rb"([0-9a-f]{64})  ")
-
-
-def recorded_checksum(path: Path) -> str:
-    """The SHA-256 a .sha256 file records, or '' when it is missing or not one of ours.
-
-    Read like the downloads read files: never through a link, and no more than
-    a checksum line, so a planted link or pipe can show nothing and block nothing.
-    """
-    try:
-        handle = open_regular(path)
-    except OSError:
-        return ""
-    with handle:
-        match = SHA256_LINE.match(handle.read(512))
-    return match.group(1).decode() if match else ""
-
-
 def kind_summaries() -> list[KindSummary]:
     runs = BackupRun.objects.all()
     return [
@@ -227,7 +208,7 @@ def backup_files(can_download: bool) -> list[BackupFile]:
                 continue  # removed by cleanup since the folder was listed
             if not stat.S_ISREG(info.st_mode):
                 continue  # a link or anything else that is not one of our files
-            checksum = recorded_checksum(sidecar(path))
+            checksum = recorded_checksum(path) or ""
             files.append(
                 BackupFile(
                     kind=kind.label,
