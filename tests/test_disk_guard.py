@@ -10,6 +10,8 @@ import sys
 
 from tests.conftest import PROJECT
 
+MB = 1024 * 1024  # sizes in messages count 1,024 bytes to the KB, as everywhere
+
 
 def run_on_small_disk(project, size: str, script: str) -> subprocess.CompletedProcess:
     disk = project.root / "small-disk"
@@ -93,8 +95,8 @@ def test_the_guard_sizes_the_next_snapshot_by_the_database_as_it_is_now(project)
     need = int(project.db.stat().st_size * 1.1) + 1_000_000  # the database now, not the last 4 MB
     disk = project.root / "small-disk"
     assert (project.root / "error.txt").read_text() == (
-        f"Error: Not enough space on the backup disk: need about {need / 1e6:,.1f} MB, "
-        f"{blocks * block_size / 1e6:,.1f} MB free in {disk}/backups/database. "
+        f"Error: Not enough space on the backup disk: need about {need / MB:,.1f} MB, "
+        f"{blocks * block_size / MB:,.1f} MB free in {disk}/backups/database. "
         "Nothing was written; free up space or move BACKUP_DIR to a larger disk.\n"
     )
     assert (project.root / "code.txt").read_text() == "1\n"
