@@ -1,6 +1,8 @@
 """SQLite: online snapshots with the backup API, exports formatted in SQL."""
 
+import os
 import sqlite3
+import stat
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -65,38 +67,69 @@ class SQLiteEngine(Engine):
             return 0
 
     def check_available(self) -> None:
+        """Raise a BackupError when the database is missing, empty or not a SQLite database."""
+        self._check_file()
+        try:
+            # No busy timeout: a writer holding the database proves it is one,
+            # and the operation that follows waits for it in its own connection.
+            db = sqlite3.connect(self._uri(), uri=True, timeout=0, isolation_level=None)
+            try:
+                db.execute("PRAGMA schema_version")
+            finally:
+                db.close()
+        except sqlite3.Error as exc:
+            if "not a database" in str(exc):
+                raise errors.CorruptDatabase(
+                    f"The database {self.path} is not a SQLite database (damaged header): "
+                    "restore it from the last good backup. Earlier backups were not touched."
+                ) from None
+            if not _busy(str(exc)):
+                raise self._translate(exc) from None
+
+    def _check_file(self) -> None:
+        """What stat() tells of the live database: there, a file, not empty, readable.
+
+        Never open() the live database, its -wal or its -shm outside SQLite, not
+        even to read the header: POSIX advisory locks belong to the process and
+        the file, and closing ANY descriptor of the file drops every lock the
+        process holds on it, those of SQLite's own connections in the web server
+        or the worker included. SQLite then believes it holds locks it has lost,
+        and another process may checkpoint and reset the WAL under it ("How To
+        Corrupt An SQLite Database File", section 2.2). stat() opens nothing; the
+        header is read by SQLite, whose connections share their locks safely.
+        """
         name = str(self.settings_dict["NAME"])
         if name == ":memory:" or "mode=memory" in name:
             raise errors.BackupError("An in-memory database cannot be backed up: set DATABASE_URL to a file.")
         path = self.path
-        if not path.is_file():
+        try:
+            info = path.stat()
+        except (FileNotFoundError, NotADirectoryError):
+            info = None
+        except OSError as exc:
+            raise errors.BackupError(f"Cannot read the database {path}: {exc.strerror}.") from None
+        if info is None or not stat.S_ISREG(info.st_mode):
             raise errors.DatabaseMissing(
                 f"The database {path} does not exist: check DATABASE_URL, or run "
                 "'python manage.py migrate' to create a new one. Nothing was backed up."
             )
-        try:
-            with path.open("rb") as handle:
-                header = handle.read(len(HEADER))
-        except OSError as exc:
-            raise errors.BackupError(f"Cannot read the database {path}: {exc.strerror}.") from None
-        if not header:
+        if info.st_size == 0:
             raise errors.DatabaseMissing(
                 f"The database {path} is an empty file: check DATABASE_URL, or run "
                 "'python manage.py migrate' to create the tables. Nothing was backed up."
             )
-        if header != HEADER:
-            raise errors.CorruptDatabase(
-                f"The database {path} is not a SQLite database (damaged header): "
-                "restore it from the last good backup. Earlier backups were not touched."
-            )
+        if not os.access(path, os.R_OK):
+            raise errors.BackupError(f"Cannot read the database {path}: Permission denied.")
+
+    def _uri(self) -> str:
+        # mode=rw: never create an empty database where the real one is missing.
+        return f"{self.path.resolve().as_uri()}?mode=rw"
 
     def connect(self) -> sqlite3.Connection:
         """A raw connection to the live database (never creates it)."""
         self.check_available()
-        # mode=rw: never create an empty database where the real one is missing.
-        uri = f"{self.path.resolve().as_uri()}?mode=rw"
         try:
-            db = sqlite3.connect(uri, uri=True, timeout=self.busy_timeout, isolation_level=None)
+            db = sqlite3.connect(self._uri(), uri=True, timeout=self.busy_timeout, isolation_level=None)
         except sqlite3.Error as exc:
             raise self._translate(exc) from None
         return db
@@ -173,7 +206,7 @@ class SQLiteEngine(Engine):
                 f"The database {self.path} has no readings table ({message}): is DATABASE_URL the "
                 "smartAquarium database? Run 'python manage.py migrate' for a new one."
             )
-        if "locked" in message or "busy" in message:
+        if _busy(message):
             return errors.DatabaseBusy(
                 f"The database {self.path} stayed locked for {self.busy_timeout:g} s: try again."
             )
@@ -183,6 +216,10 @@ class SQLiteEngine(Engine):
                 "backup disk or run 'python manage.py backup_database --cleanup'."
             )
         return errors.BackupError(f"SQLite error on {self.path}: {message}.")
+
+
+def _busy(message: str) -> bool:
+    return "locked" in message or "busy" in message
 
 
 def check_copy(path: Path) -> tuple[int, str | None]:
