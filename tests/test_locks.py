@@ -13,7 +13,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.db import connection, connections
 from django.urls import reverse
 
@@ -78,8 +78,9 @@ ENTRY_POINTS = {
 }
 
 
-@pytest.mark.parametrize("entry_point", ENTRY_POINTS)
-def test_an_entry_point_keeps_the_locks_of_the_processes_own_connections(entry_point, backup_dir, client):
+@pytest.fixture
+def live_reader():
+    """The live database with a connection of this process reading it, and the locks that holds."""
     live = Path(connection.settings_dict["NAME"])
     # Start from no connection at all, so the lock below is this reader's own.
     connections.close_all()
@@ -91,11 +92,49 @@ def test_an_entry_point_keeps_the_locks_of_the_processes_own_connections(entry_p
         # long as it is open: that is how the last one to close knows it is last.
         held = locks_held(live, os.getpid())
         assert held, "the reader holds no lock: the test proves nothing"
-
-        step = ENTRY_POINTS[entry_point]
-        step(client) if entry_point == "dashboard" else step()
-
-        assert locks_held(live, os.getpid()) == held, f"{entry_point} dropped SQLite's locks"
+        yield live, held
     finally:
         reader.close()
         connections.close_all()
+
+
+@pytest.mark.parametrize("entry_point", ENTRY_POINTS)
+def test_an_entry_point_keeps_the_locks_of_the_processes_own_connections(
+    entry_point, live_reader, backup_dir, client
+):
+    live, held = live_reader
+
+    step = ENTRY_POINTS[entry_point]
+    step(client) if entry_point == "dashboard" else step()
+
+    assert locks_held(live, os.getpid()) == held, f"{entry_point} dropped SQLite's locks"
+
+
+def test_verifying_the_live_database_refuses_it_without_reading_it(live_reader, backup_dir):
+    live, held = live_reader
+    out = io.StringIO()
+
+    with pytest.raises(CommandError):
+        call_command("backup_database", "--verify", str(live), stdout=out)
+
+    assert locks_held(live, os.getpid()) == held
+    assert out.getvalue().splitlines()[0] == (
+        f"UNKNOWN  {live}: the live database itself, not a backup: 'backup_database --type db' snapshots it"
+    )
+
+
+def test_restoring_the_live_database_onto_itself_is_refused_without_reading_it(live_reader, backup_dir):
+    live, held = live_reader
+    # A checksum beside it, as `sha256sum db.sqlite3 > db.sqlite3.sha256` would leave.
+    Path(f"{live}.sha256").write_text(f"{'0' * 64}  {live.name}\n")
+    try:
+        with pytest.raises(CommandError) as refused:
+            call_command("backup_database", "--restore", str(live), "--yes", stdout=io.StringIO())
+    finally:
+        Path(f"{live}.sha256").unlink()
+
+    assert locks_held(live, os.getpid()) == held
+    assert str(refused.value) == (
+        f"{live} is the live database itself: restore a snapshot from {backup_dir / 'database'}. "
+        "Nothing was restored."
+    )

@@ -53,6 +53,10 @@ class Engine:
         """About how large a snapshot will be (0: unknown)."""
         return 0
 
+    def is_live_file(self, path: Path) -> bool:
+        """Whether path is one of the live database's own files (never to be read as a backup)."""
+        return False
+
     def snapshot(self, target: Path, *, with_sha256: bool = False) -> Snapshot:
         """Write a consistent, checked copy of the whole database to target; say what it holds."""
         raise BackupError(

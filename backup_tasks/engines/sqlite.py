@@ -66,6 +66,21 @@ class SQLiteEngine(Engine):
         except OSError:
             return 0
 
+    def is_live_file(self, path: Path) -> bool:
+        """Whether path is the live database, its -wal or its -shm, by any name or link (stat() only)."""
+        try:
+            given = path.stat()
+        except OSError:
+            return False
+        for own in (self.path, Path(f"{self.path}-wal"), Path(f"{self.path}-shm")):
+            try:
+                info = own.stat()
+            except OSError:
+                continue
+            if (info.st_dev, info.st_ino) == (given.st_dev, given.st_ino):
+                return True
+        return False
+
     def check_available(self) -> None:
         """Raise a BackupError when the database is missing, empty or not a SQLite database."""
         self._check_file()
