@@ -168,7 +168,7 @@ class SQLiteEngine(Engine):
             finally:
                 copy.close()
         except sqlite3.Error as exc:
-            raise self._translate(exc, target) from None
+            raise self._translate(exc, target, "snapshot") from None
         finally:
             source.close()
         # The file is final now: hash it on the other core while SQLite checks it.
@@ -177,12 +177,9 @@ class SQLiteEngine(Engine):
             try:
                 rows, newest = check_copy(target)
             except DamagedCopy as exc:
-                raise errors.CorruptDatabase(
-                    f"The database {self.path} is corrupt ({exc}): "
-                    "restore it from the last good backup. Earlier backups were not touched."
-                ) from None
+                raise self._damaged(str(exc), "snapshot", checking=True) from None
             except sqlite3.Error as exc:
-                raise self._translate(exc, target) from None
+                raise self._translate(exc, target, "snapshot", checking=True) from None
             return Snapshot(rows, _parse(newest) if newest else None, digest.result() if digest else None)
 
     def export_lines(
@@ -205,17 +202,18 @@ class SQLiteEngine(Engine):
                 else:
                     yield from _by_segment(db, line_format, where, params, seg_start, seg_end, offset, chunk)
         except sqlite3.Error as exc:
-            raise self._translate(exc) from None
+            raise self._translate(exc, what="export") from None
         finally:
             db.close()
 
-    def _translate(self, exc: sqlite3.Error, target: Path | None = None) -> errors.BackupError:
+    def _translate(
+        self, exc: sqlite3.Error, target: Path | None = None, what: str = "", checking: bool = False
+    ) -> errors.BackupError:
         message = str(exc)
         if "malformed" in message or "not a database" in message:
-            return errors.CorruptDatabase(
-                f"The database {self.path} is corrupt ({message}): restore it from the last good "
-                "backup. Earlier backups were not touched."
-            )
+            if what:  # a read of the live database, or of our copy of it
+                return self._damaged(message, what, checking)
+            return self._corrupt(message)
         if "no such table" in message:
             return errors.CorruptDatabase(
                 f"The database {self.path} has no readings table ({message}): is DATABASE_URL the "
@@ -231,6 +229,53 @@ class SQLiteEngine(Engine):
                 "backup disk or run 'python manage.py backup_database --cleanup'."
             )
         return errors.BackupError(f"SQLite error on {self.path}: {message}.")
+
+    def _corrupt(self, finding: str) -> errors.CorruptDatabase:
+        return errors.CorruptDatabase(
+            f"The database {self.path} is corrupt ({finding}): restore it from the last good "
+            "backup. Earlier backups were not touched."
+        )
+
+    def _damaged(self, finding: str, what: str, checking: bool = False) -> errors.BackupError:
+        """A snapshot or export that found damage: is it the live database's, or only the read's?
+
+        Telling an operator to restore a sound database loses every reading since
+        the last backup, so the database is named corrupt only when it fails its
+        own check, read again through a connection of its own.
+        """
+        found = "failed its check" if checking else "failed"
+        try:
+            live = self.live_problem()
+        except sqlite3.Error as exc:
+            return errors.CopyFailed(
+                f"The {what} of the database {self.path} {found} ({finding}), and the live database "
+                f"could not be checked again ({exc}): run the {what} again."
+            )
+        if live is not None:
+            return self._corrupt(live)
+        return errors.CopyFailed(
+            f"The {what} of the database {self.path} {found} ({finding}), but the live database "
+            f"was checked again and is sound: nothing needs restoring, run the {what} again."
+        )
+
+    def live_problem(self) -> str | None:
+        """The first problem PRAGMA integrity_check finds in the live database; None when it is sound."""
+        db = sqlite3.connect(self._uri(), uri=True, timeout=self.busy_timeout, isolation_level=None)
+        try:
+            problems = [row[0] for row in db.execute("PRAGMA integrity_check(20)")]
+        except sqlite3.DatabaseError as exc:
+            if "malformed" in str(exc) or "not a database" in str(exc):
+                return str(exc)
+            raise
+        finally:
+            db.close()
+        return None if problems == ["ok"] else f"integrity check: {first_problem(problems)}"
+
+
+def first_problem(problems: list[str]) -> str:
+    """The first problem integrity_check reports, on one line (it may head it with the schema's name)."""
+    lines = [line for text in problems for line in text.splitlines() if not line.startswith("***")]
+    return lines[0] if lines else "unknown problem"
 
 
 def _busy(message: str) -> bool:
@@ -263,7 +308,7 @@ def check_copy(path: Path) -> tuple[int, str | None]:
     try:
         problems = [row[0] for row in db.execute("PRAGMA integrity_check(20)")]
         if problems != ["ok"]:
-            raise DamagedCopy(f"integrity check: {problems[0]}")
+            raise DamagedCopy(f"integrity check: {first_problem(problems)}")
         table = Reading._meta.db_table
         rows, newest = db.execute(f"SELECT COUNT(*), MAX(timestamp) FROM {table}").fetchone()
         return rows, newest
