@@ -3,7 +3,7 @@
 import os
 import sqlite3
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -183,13 +183,23 @@ class SQLiteEngine(Engine):
             return Snapshot(rows, _parse(newest) if newest else None, digest.result() if digest else None)
 
     def export_lines(
-        self, line_format: str, zone: ZoneInfo, start: datetime | None, end: datetime | None, chunk: int
+        self,
+        line_format: str,
+        zone: ZoneInfo,
+        start: datetime | None,
+        end: datetime | None,
+        chunk: int,
+        count: Callable[[int], None] | None = None,
     ) -> Iterator[list[str]]:
         table = Reading._meta.db_table
         where, params = _window_sql(_utc_text(start), _utc_text(end), "?")
         db = self.connect()
         try:
             db.execute("BEGIN")  # One read snapshot across every query below.
+            if count is not None:
+                # In the same read as the lines: a count taken before it misses
+                # what the sensor loop adds meanwhile ("N + 2 of N readings").
+                count(db.execute(f"SELECT COUNT(*) FROM {table}{where}", params).fetchone()[0])
             first, last = db.execute(
                 f"SELECT MIN(timestamp), MAX(timestamp) FROM {table}{where}", params
             ).fetchone()
