@@ -210,3 +210,15 @@ def test_a_file_that_is_not_a_database_is_refused(project):
         "restore it from the last good backup. Earlier backups were not touched.\n"
     )
     assert project.files() == []
+
+
+def test_a_failure_is_logged_once(project):
+    result = project.manage("backup_database", "--drill")
+
+    assert result.returncode == 1
+    log = (project.backups / "scheduled_backup.log").read_text().splitlines()
+    failures = [line.split(" ", 2)[2] for line in log if "failed" in line]
+    assert failures == [
+        "ERROR Restore drill failed (command: backup_database --drill): No database snapshot to drill: "
+        "run 'python manage.py backup_database' first."
+    ]
