@@ -71,7 +71,7 @@ def _start(run: Run, alias: str) -> None:
         mark_abandoned_runs(alias=alias)
         run.record = BackupRun.objects.using(alias).create(kind=run.kind, trigger=run.trigger[:200])
     except DatabaseError as exc:
-        run_logger().warning("Could not record the %s run in the database: %s", run.kind, exc)
+        _not_recorded(run, alias, exc)
 
 
 def _finish(run: Run, alias: str) -> None:
@@ -91,7 +91,13 @@ def _finish(run: Run, alias: str) -> None:
     try:
         record.save(using=alias)
     except DatabaseError as exc:
-        run_logger().warning("Could not record the %s run in the database: %s", run.kind, exc)
+        _not_recorded(run, alias, exc)
+
+
+def _not_recorded(run: Run, alias: str, exc: DatabaseError) -> None:
+    run_logger().warning(
+        "Could not record the %s run in the database: %s", run.kind, get_engine(alias).explain(exc)
+    )
 
 
 def record_finished(run: Run, *, alias: str, started_at: datetime) -> None:

@@ -53,6 +53,10 @@ class Engine:
         """About how large a snapshot will be (0: unknown)."""
         return 0
 
+    def explain(self, exc: Exception) -> str:
+        """A database error in words an operator can act on."""
+        return str(exc)
+
     def is_live_file(self, path: Path) -> bool:
         """Whether path is one of the live database's own files (never to be read as a backup)."""
         return False

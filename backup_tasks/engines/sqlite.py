@@ -233,12 +233,34 @@ class SQLiteEngine(Engine):
             return errors.DatabaseBusy(
                 f"The database {self.path} stayed locked for {self.busy_timeout:g} s: try again."
             )
+        if self.read_only(message):
+            return errors.NotWritable(f"The {self.explain(exc)}")
         if target is not None and ("full" in message or "I/O error" in message):
             return errors.DiskFull(
                 f"Could not write the snapshot in {target.parent} ({message}): free up space on the "
                 "backup disk or run 'python manage.py backup_database --cleanup'."
             )
         return errors.BackupError(f"SQLite error on {self.path}: {message}.")
+
+    def read_only(self, message: str) -> bool:
+        """Whether SQLite failed because this user cannot write the database or its folder."""
+        if "readonly" in message:
+            return True
+        # The database itself is there (stat() said so): SQLite cannot create its -wal or -shm.
+        folder = self.path.parent
+        return "unable to open" in message and not (
+            os.access(self.path, os.W_OK) and os.access(folder, os.W_OK | os.X_OK)
+        )
+
+    def explain(self, exc: Exception) -> str:
+        if not self.read_only(str(exc)):
+            return str(exc)
+        name = self.path.name
+        return (
+            f"database {self.path} cannot be written by this user ({exc}): make it and its folder "
+            f"{self.path.parent} writable for the user that runs smartAquarium "
+            f"(SQLite keeps {name}-wal and {name}-shm beside it)."
+        )
 
     def _corrupt(self, finding: str) -> errors.CorruptDatabase:
         return errors.CorruptDatabase(
