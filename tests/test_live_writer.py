@@ -8,13 +8,17 @@ torn snapshots, run records lost, writes undone.
 """
 
 import csv
+import os
 import re
 import shutil
+import signal
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+
+from backup_tasks import tasks
 
 from .conftest import LARGE, Project, SensorWriter, wait_until
 
@@ -167,3 +171,26 @@ def lines_in(path: Path, kind: str) -> int:
         if kind == "csv":
             return sum(1 for _ in csv.reader(handle)) - 1  # the header
         return sum(1 for line in handle if line.startswith("{"))
+
+
+def test_a_killed_pool_child_is_taken_over_at_once_and_its_run_marked_failed(
+    large, celery_app, celery_processes
+):
+    worker = celery_processes(large, celery_app.conf.broker_url).start()
+    job = tasks.snapshot_database.delay()
+
+    wait_until(lambda: list((large.backups / "database").glob(".db_backup_*")), what="the snapshot to start")
+    [killed] = Path(f"/proc/{worker.process.pid}/task/{worker.process.pid}/children").read_text().split()
+    os.kill(int(killed), signal.SIGKILL)  # the pool child alone: its worker lives on
+    worker.wait_for("succeeded in", timeout=30)
+
+    log = (large.backups / "scheduled_backup.log").read_text()
+    assert (
+        f"snapshot database: the earlier delivery of task {job.id} ended with its process (pid {killed} on "
+    ) in log
+    [(_, failed_status, failed_error), (_, status, _)] = runs(large)
+    assert failed_status == "failed"
+    assert failed_error.startswith(f"Abandoned: its process (pid {killed} on ")
+    assert status == "succeeded"
+    assert len(list((large.backups / "database").glob("*.sqlite3"))) == 1
+    assert list((large.backups / "database").glob(".*")) == []
