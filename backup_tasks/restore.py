@@ -152,6 +152,12 @@ def restore_snapshot(
     try:
         engine = _live_engine(alias)
         engine.check_available()
+        if engine.is_live_file(path):
+            # Read outside SQLite, it would lose this process its SQLite locks (see SQLiteEngine._check_file).
+            raise BackupError(
+                f"{path} is the live database itself: restore a snapshot from "
+                f"{layout.DB.directory()}. Nothing was restored."
+            )
         with restorable(path) as (plain, rows_in_backup):
             before, after, safety = _replace_live(engine, plain, rows_in_backup, alias, path, confirm)
     except BaseException as exc:

@@ -26,7 +26,6 @@ from backup_tasks.retention import Candidate, Policy, plan, protect_newest_good
 from backup_tasks.runs import recorded
 from backup_tasks.safefile import atomic_output, discard, disk_usage, ensure_dir, written_back
 from backup_tasks.status import StatusReport, backup_status, render_status
-from readings.models import Reading
 
 EXPORT_CHUNK = 10_000
 STREAM_CHUNK = 2_000  # lines per block of a download: a few hundred KB
@@ -174,21 +173,26 @@ def mb(size: int) -> str:
 Progress = Callable[[str, int, int, float], None]
 
 
-def _count(alias: str, start: datetime | None, end: datetime | None) -> int | None:
-    """Readings in a window, for progress; None when the database will not say now."""
-    try:
-        return Reading.objects.using(alias).between(start, end).count()
-    except DatabaseError:
-        return None  # e.g. locked: the export itself reports that, in its own words
+class Total:
+    """The readings an export will write, as the export itself counts them."""
+
+    def __init__(self) -> None:
+        self.readings = 0
+
+    def __call__(self, readings: int) -> None:
+        self.readings = readings
 
 
-def _reporting(chunks: Iterator[list[str]], kind: layout.Kind, progress: Progress, total: int):
+def _reporting(chunks: Iterator[list[str]], kind: layout.Kind, progress: Progress, total: Total):
     began, done = time.monotonic(), 0
-    progress(kind.label, 0, total, 0.0)
-    for lines in chunks:
+    first = next(chunks, None)  # begins the export's read, which counts its readings
+    progress(kind.label, 0, total.readings, 0.0)
+    if first is None:
+        return
+    for lines in itertools.chain([first], chunks):
         yield lines
         done += len(lines)
-        progress(kind.label, done, total, time.monotonic() - began)
+        progress(kind.label, done, total.readings, time.monotonic() - began)
 
 
 def namer(kind: layout.Kind, method: str) -> Callable[[datetime, int], str]:
@@ -278,10 +282,11 @@ def _export(
 
                 # closing(): a write that fails (disk full, a time limit) ends the
                 # export's read transaction now, not when the generator is collected.
+                total = Total() if progress is not None else None
                 lines = files.enter_context(
-                    closing(engine.export_lines(kind.key, conf.plant_zone(), start, end, EXPORT_CHUNK))
+                    closing(engine.export_lines(kind.key, conf.plant_zone(), start, end, EXPORT_CHUNK, total))
                 )
-                if progress is not None and (total := _count(alias, start, end)) is not None:
+                if total is not None:
                     lines = _reporting(lines, kind, progress, total)
                 counts = write(open_part, lines, conf.csv_max_lines())
             for tmp, hasher in zip(out.tmps, hashers, strict=True):

@@ -18,6 +18,7 @@ import zstandard
 from django.db import DatabaseError
 
 from backup_tasks import compression, layout, safefile
+from backup_tasks.engines import get_engine
 from backup_tasks.engines.sqlite import HEADER
 from backup_tasks.errors import BackupError
 from backup_tasks.exporters import CSV_HEADER
@@ -214,6 +215,11 @@ def verify_file(path: Path, *, alias: str = "default", use_records: bool = True)
     kind = kind_of(path)
     if kind is None:
         return FileCheck(shown, UNKNOWN, "not a backup file (.sqlite3, .csv or .json)")
+    if get_engine(alias).is_live_file(path):
+        # Read outside SQLite, it would lose this process its SQLite locks (see SQLiteEngine._check_file).
+        return FileCheck(
+            shown, UNKNOWN, "the live database itself, not a backup: 'backup_database --type db' snapshots it"
+        )
     expected = recorded_checksum(path)
     try:
         rows = ROW_COUNTERS[kind.key](path)
