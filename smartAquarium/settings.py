@@ -285,6 +285,9 @@ LOGGING = {
     "loggers": {
         # backup_tasks.storage.log adds the rotating scheduled_backup.log handler.
         "backup_tasks": {"handlers": ["null"], "level": "INFO", "propagate": False},
+        # Each failed run, once more, for a handler of your own (syslog, a chat hook); by
+        # default nowhere: scheduled_backup.log already has it, and ADMINS get a mail.
+        "backup_tasks.alerts": {"handlers": ["null"], "level": "ERROR", "propagate": False},
     },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "WARNING")},
 }

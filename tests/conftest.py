@@ -385,3 +385,66 @@ def plant(tmp_path, sizeable_template) -> Project:
     """A project whose database holds SIZEABLE readings."""
     shutil.copy(sizeable_template, tmp_path / "db.sqlite3")
     return Project(tmp_path)
+
+
+LARGE = 2_800_000  # readings: about two months of the plant, 217 MB
+
+
+@pytest.fixture(scope="session")
+def large_template(tmp_path_factory, migrated_template) -> Path:
+    """A migrated database of more than 200 MB, so that a snapshot takes seconds."""
+    path = tmp_path_factory.mktemp("large") / "db.sqlite3"
+    shutil.copy(migrated_template, path)
+    db = sqlite3.connect(path)
+    try:
+        with db:
+            db.execute(FILL_SQL, [LARGE - 1])
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        db.close()
+    assert path.stat().st_size > 200_000_000
+    return path
+
+
+@pytest.fixture
+def large(tmp_path, large_template) -> Project:
+    """A project whose database holds LARGE readings (more than 200 MB)."""
+    shutil.copy(large_template, tmp_path / "db.sqlite3")
+    return Project(tmp_path)
+
+
+class SensorWriter:
+    """tests/sensor_writer.py in a process of its own: record_reading() every 20 ms."""
+
+    def __init__(self, project: Project, *, close: bool = False, **env: str) -> None:
+        self.project = project
+        self.stop_file = project.root / f"stop-writer-{next(_writers)}"
+        self.process = subprocess.Popen(
+            [sys.executable, str(PROJECT / "tests" / "sensor_writer.py"), str(self.stop_file)]
+            + (["--close"] if close else []),
+            env={**project.env, **env},
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+
+    def wait_until_writing(self) -> None:
+        """Until its first readings are in the database."""
+        started = newest_reading_id(self.project.db)
+        wait_until(lambda: newest_reading_id(self.project.db) > started + 10, what="the writer to write")
+
+    def stop(self) -> dict:
+        """Stop it; its report: readings written, failed inserts, longest insert."""
+        self.stop_file.touch()
+        out, _ = self.process.communicate(timeout=60)
+        return json.loads(out)
+
+
+_writers = itertools.count(1)
+
+
+def newest_reading_id(path: Path) -> int:
+    db = sqlite3.connect(path)
+    try:
+        return db.execute("SELECT COALESCE(MAX(id), 0) FROM readings_reading").fetchone()[0]
+    finally:
+        db.close()

@@ -210,3 +210,62 @@ def test_a_file_that_is_not_a_database_is_refused(project):
         "restore it from the last good backup. Earlier backups were not touched.\n"
     )
     assert project.files() == []
+
+
+def test_a_failure_is_logged_once(project):
+    result = project.manage("backup_database", "--drill")
+
+    assert result.returncode == 1
+    log = (project.backups / "scheduled_backup.log").read_text().splitlines()
+    failures = [line.split(" ", 2)[2] for line in log if "failed" in line]
+    assert failures == [
+        "ERROR Restore drill failed (command: backup_database --drill): No database snapshot to drill: "
+        "run 'python manage.py backup_database' first."
+    ]
+
+
+@contextmanager
+def read_only_file(path: Path):
+    """A file this process cannot write to, even as root."""
+    if os.geteuid() == 0:
+        subprocess.run(["chattr", "+i", str(path)], check=True)
+        try:
+            yield
+        finally:
+            subprocess.run(["chattr", "-i", str(path)], check=True)
+    else:
+        path.chmod(0o444)
+        try:
+            yield
+        finally:
+            path.chmod(0o644)
+
+
+def test_a_database_whose_folder_is_read_only_is_explained(project):
+    project.backups.mkdir()  # the backups stay writable: only the database's folder is not
+
+    with read_only_folder(project.root):
+        result = project.manage("backup_database", "--type", "db")
+
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"Error: The database {project.db} cannot be written by this user (unable to open database file): "
+        f"make it and its folder {project.root} writable for the user that runs smartAquarium "
+        "(SQLite keeps db.sqlite3-wal and db.sqlite3-shm beside it).\n"
+    )
+    assert project.files() == []
+
+
+def test_a_read_only_database_is_backed_up_and_the_log_says_why_no_run_was_recorded(project):
+    with read_only_file(project.db):
+        result = project.manage("backup_database", "--type", "db")
+
+    assert result.returncode == 0, result.stderr
+    assert len(project.files()) == 2  # the snapshot and its checksum
+    log = (project.backups / "scheduled_backup.log").read_text()
+    assert (
+        f"WARNING Could not record the snapshot run in the database: database {project.db} cannot be "
+        "written by this user (attempt to write a readonly database): make it and its folder "
+        f"{project.root} writable for the user that runs smartAquarium "
+        "(SQLite keeps db.sqlite3-wal and db.sqlite3-shm beside it).\n"
+    ) in log

@@ -1,9 +1,21 @@
 """Long exports show their progress on stderr: a bar on a terminal, plain lines otherwise."""
 
+import io
 import os
 import pty
 import re
+import sqlite3
 import subprocess
+
+import pytest
+from django.core.management.base import OutputWrapper
+from django.db import connection
+
+from backup_tasks.management.commands.backup_database import ProgressReport
+from backup_tasks.services import backup as services
+from readings.models import Reading
+
+from .conftest import FILL_SQL
 
 
 def test_plain_progress_lines_at_each_quarter_when_not_on_a_terminal(project):
@@ -57,3 +69,36 @@ def test_small_exports_show_no_progress(project):
     project.manage("simulate_readings", "--days", "1", check=True)
     result = project.manage("backup_database", "--type", "csv", check=True)
     assert result.stderr == ""
+
+
+@pytest.mark.django_db(transaction=True)
+def test_progress_never_counts_more_readings_than_the_export_holds(backup_dir):
+    connection.ensure_connection()
+    connection.connection.execute(FILL_SQL, [100_000 - 1])
+    stderr = io.StringIO()
+    report = ProgressReport(OutputWrapper(stderr))
+    sensor = sqlite3.connect(connection.settings_dict["NAME"])
+    reported = []
+
+    def progress(label: str, done: int, total: int, elapsed: float) -> None:
+        reported.append((done, total))
+        if done == 0:
+            # The sensor loop commits a reading just as the export begins.
+            with sensor:
+                sensor.execute(
+                    "INSERT INTO readings_reading (water_temperature, air_temperature, humidity,"
+                    " setpoint, pid_output, timestamp) VALUES (25, 24, 60, 25, 90, datetime('now'))"
+                )
+        report(label, done, total, elapsed)
+
+    try:
+        result = services.export_csv(progress=progress)
+    finally:
+        sensor.close()
+
+    assert reported[-1] == (100_000, 100_000)
+    assert all(done <= total for done, total in reported)
+    lines = stderr.getvalue().splitlines()
+    assert re.fullmatch(r"100% CSV export: 100,000 of 100,000 readings, [\d,]+/s, done", lines[-1]), lines
+    assert result.rows == 100_000
+    assert Reading.objects.count() == 100_001

@@ -1,5 +1,6 @@
 """Database snapshots: consistent under a live writer, complete, and restorable."""
 
+import io
 import json
 import os
 import sqlite3
@@ -9,8 +10,12 @@ import time
 from pathlib import Path
 
 import pytest
+from django.core.management import CommandError, call_command
+from django.db import connection
 
+from backup_tasks.engines import sqlite as sqlite_engine
 from backup_tasks.engines.sqlite import DamagedCopy, check_copy
+from backup_tasks.models import BackupRun
 from backup_tasks.storage import safefile
 from tests.conftest import PROJECT, wait_until
 
@@ -227,3 +232,31 @@ def test_a_snapshot_is_written_back_with_the_kernels_own_call_on_linux(tmp_path)
     finally:
         os.close(fd)
     assert sync_range.__name__ == "sync_range"  # sync_file_range was found, not the fdatasync fallback
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_copy_that_fails_its_check_does_not_call_a_sound_database_corrupt(backup_dir, monkeypatch):
+    live = Path(connection.settings_dict["NAME"])
+    add_readings(live, 5_000)
+    checked = sqlite_engine.check_copy
+
+    def check_on_a_bad_disk(path: Path) -> tuple[int, str | None]:
+        # Stands in for a backup disk that garbles what is written to it, which
+        # cannot be had here: the copy is damaged between writing and checking.
+        damage_a_leaf_page(path, INDEX)
+        return checked(path)
+
+    monkeypatch.setattr(sqlite_engine, "check_copy", check_on_a_bad_disk)
+
+    with pytest.raises(CommandError) as failed:
+        call_command("backup_database", "--type", "db", stdout=io.StringIO())
+
+    message = str(failed.value)
+    assert message == (
+        f"The snapshot of the database {live} failed its check (database disk image is malformed), "
+        "but the live database was checked again and is sound: nothing needs restoring, "
+        "run the snapshot again."
+    )
+    [run] = BackupRun.objects.all()
+    assert (run.kind, run.status, run.error) == ("snapshot", "failed", message)
+    assert list((backup_dir / "database").iterdir()) == []

@@ -16,6 +16,12 @@ class CorruptDatabase(BackupError):
     pass
 
 
+class CopyFailed(BackupError):
+    """A copy or a read of the database failed its check, while the database itself passed its own."""
+
+    permanent = False  # torn by something passing: another try reads it again
+
+
 class NotWritable(BackupError):
     pass
 

@@ -1,6 +1,6 @@
 """What a database engine does for backups: snapshot, export rows as text, verify a copy, restore into."""
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
@@ -74,6 +74,14 @@ class Engine:
         """About how large a snapshot will be (0: unknown)."""
         return 0
 
+    def explain(self, exc: Exception) -> str:
+        """A database error in words an operator can act on."""
+        return str(exc)
+
+    def is_live_file(self, path: Path) -> bool:
+        """Whether path is one of the live database's own files (never to be read as a backup)."""
+        return False
+
     def snapshot(self, target: Path, *, with_sha256: bool = False) -> Snapshot:
         """Write a consistent, checked copy of the whole database to target; say what it holds."""
         raise BackupError(
@@ -107,16 +115,24 @@ class Engine:
         raise self._unsupported("Restoring a database snapshot")
 
     def export_lines(
-        self, line_format: str, zone: ZoneInfo, start: datetime | None, end: datetime | None, chunk: int
+        self,
+        line_format: str,
+        zone: ZoneInfo,
+        start: datetime | None,
+        end: datetime | None,
+        chunk: int,
+        count: Callable[[int], None] | None = None,
     ) -> Iterator[list[str]]:
-        """Yield lists of formatted lines ('csv' or 'json'), oldest reading first."""
-        rows = (
-            Reading.objects.using(self.alias)
-            .between(start, end)
-            .order_by("timestamp", "id")
-            .values_list(*FIELDS, "timestamp")
-        )
+        """Yield lists of formatted lines ('csv' or 'json'), oldest reading first.
+
+        count, when given, is told how many readings will come before the first
+        lines, counted in the same read as the lines themselves.
+        """
+        readings = Reading.objects.using(self.alias).between(start, end)
+        rows = readings.order_by("timestamp", "id").values_list(*FIELDS, "timestamp")
         with transaction.atomic(using=self.alias):  # one consistent read, server-side cursor
+            if count is not None:
+                count(readings.count())
             batch = []
             for row in rows.iterator(chunk_size=chunk):
                 batch.append(format_row(line_format, row, zone))

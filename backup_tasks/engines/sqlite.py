@@ -1,7 +1,9 @@
 """SQLite: online snapshots with the backup API, exports formatted in SQL."""
 
+import os
 import sqlite3
-from collections.abc import Iterator, Sequence
+import stat
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -79,39 +81,85 @@ class SQLiteEngine(Engine):
         except OSError:
             return 0
 
+    def is_live_file(self, path: Path) -> bool:
+        """Whether path is the live database, its -wal or its -shm, by any name or link (stat() only)."""
+        try:
+            given = path.stat()
+        except OSError:
+            return False
+        for own in (self.path, Path(f"{self.path}-wal"), Path(f"{self.path}-shm")):
+            try:
+                info = own.stat()
+            except OSError:
+                continue
+            if (info.st_dev, info.st_ino) == (given.st_dev, given.st_ino):
+                return True
+        return False
+
     def check_available(self) -> None:
+        """Raise a BackupError when the database is missing, empty or not a SQLite database."""
+        self._check_file()
+        try:
+            # No busy timeout: a writer holding the database proves it is one,
+            # and the operation that follows waits for it in its own connection.
+            db = sqlite3.connect(self._uri(), uri=True, timeout=0, isolation_level=None)
+            try:
+                db.execute("PRAGMA schema_version")
+            finally:
+                db.close()
+        except sqlite3.Error as exc:
+            if "not a database" in str(exc):
+                raise errors.CorruptDatabase(
+                    f"The database {self.path} is not a SQLite database (damaged header): "
+                    "restore it from the last good backup. Earlier backups were not touched."
+                ) from None
+            if not _busy(str(exc)):
+                raise self._translate(exc) from None
+
+    def _check_file(self) -> None:
+        """What stat() tells of the live database: there, a file, not empty, readable.
+
+        Never open() the live database, its -wal or its -shm outside SQLite, not
+        even to read the header: POSIX advisory locks belong to the process and
+        the file, and closing ANY descriptor of the file drops every lock the
+        process holds on it, those of SQLite's own connections in the web server
+        or the worker included. SQLite then believes it holds locks it has lost,
+        and another process may checkpoint and reset the WAL under it ("How To
+        Corrupt An SQLite Database File", section 2.2). stat() opens nothing; the
+        header is read by SQLite, whose connections share their locks safely.
+        """
         name = str(self.settings_dict["NAME"])
         if name == ":memory:" or "mode=memory" in name:
             raise errors.BackupError("An in-memory database cannot be backed up: set DATABASE_URL to a file.")
         path = self.path
-        if not path.is_file():
+        try:
+            info = path.stat()
+        except (FileNotFoundError, NotADirectoryError):
+            info = None
+        except OSError as exc:
+            raise errors.BackupError(f"Cannot read the database {path}: {exc.strerror}.") from None
+        if info is None or not stat.S_ISREG(info.st_mode):
             raise errors.DatabaseMissing(
                 f"The database {path} does not exist: check DATABASE_URL, or run "
                 "'python manage.py migrate' to create a new one. Nothing was backed up."
             )
-        try:
-            with path.open("rb") as handle:
-                header = handle.read(len(HEADER))
-        except OSError as exc:
-            raise errors.BackupError(f"Cannot read the database {path}: {exc.strerror}.") from None
-        if not header:
+        if info.st_size == 0:
             raise errors.DatabaseMissing(
                 f"The database {path} is an empty file: check DATABASE_URL, or run "
                 "'python manage.py migrate' to create the tables. Nothing was backed up."
             )
-        if header != HEADER:
-            raise errors.CorruptDatabase(
-                f"The database {path} is not a SQLite database (damaged header): "
-                "restore it from the last good backup. Earlier backups were not touched."
-            )
+        if not os.access(path, os.R_OK):
+            raise errors.BackupError(f"Cannot read the database {path}: Permission denied.")
+
+    def _uri(self) -> str:
+        # mode=rw: never create an empty database where the real one is missing.
+        return f"{self.path.resolve().as_uri()}?mode=rw"
 
     def connect(self) -> sqlite3.Connection:
         """A raw connection to the live database (never creates it)."""
         self.check_available()
-        # mode=rw: never create an empty database where the real one is missing.
-        uri = f"{self.path.resolve().as_uri()}?mode=rw"
         try:
-            db = sqlite3.connect(uri, uri=True, timeout=self.busy_timeout, isolation_level=None)
+            db = sqlite3.connect(self._uri(), uri=True, timeout=self.busy_timeout, isolation_level=None)
         except sqlite3.Error as exc:
             raise self._translate(exc) from None
         return db
@@ -135,7 +183,7 @@ class SQLiteEngine(Engine):
             finally:
                 copy.close()
         except sqlite3.Error as exc:
-            raise self._translate(exc, target) from None
+            raise self._translate(exc, target, "snapshot") from None
         finally:
             source.close()
         # The file is final now: hash it on the other core while SQLite checks it.
@@ -144,12 +192,9 @@ class SQLiteEngine(Engine):
             try:
                 rows, newest = check_copy(target)
             except DamagedCopy as exc:
-                raise errors.CorruptDatabase(
-                    f"The database {self.path} is corrupt ({exc}): "
-                    "restore it from the last good backup. Earlier backups were not touched."
-                ) from None
+                raise self._damaged(str(exc), "snapshot", checking=True) from None
             except sqlite3.Error as exc:
-                raise self._translate(exc, target) from None
+                raise self._translate(exc, target, "snapshot", checking=True) from None
             return Snapshot(rows, _parse(newest) if newest else None, digest.result() if digest else None)
 
     def verify_copy(self, path: Path) -> Snapshot:
@@ -212,13 +257,23 @@ class SQLiteEngine(Engine):
             raise RestoreFailed(str(exc)) from None
 
     def export_lines(
-        self, line_format: str, zone: ZoneInfo, start: datetime | None, end: datetime | None, chunk: int
+        self,
+        line_format: str,
+        zone: ZoneInfo,
+        start: datetime | None,
+        end: datetime | None,
+        chunk: int,
+        count: Callable[[int], None] | None = None,
     ) -> Iterator[list[str]]:
         table = Reading._meta.db_table
         where, params = _window_sql(_utc_text(start), _utc_text(end), "?")
         db = self.connect()
         try:
             db.execute("BEGIN")  # One read snapshot across every query below.
+            if count is not None:
+                # In the same read as the lines: a count taken before it misses
+                # what the sensor loop adds meanwhile ("N + 2 of N readings").
+                count(db.execute(f"SELECT COUNT(*) FROM {table}{where}", params).fetchone()[0])
             first, last = db.execute(
                 f"SELECT MIN(timestamp), MAX(timestamp) FROM {table}{where}", params
             ).fetchone()
@@ -231,32 +286,106 @@ class SQLiteEngine(Engine):
                 else:
                     yield from _by_segment(db, line_format, where, params, seg_start, seg_end, offset, chunk)
         except sqlite3.Error as exc:
-            raise self._translate(exc) from None
+            raise self._translate(exc, what="export") from None
         finally:
             db.close()
 
-    def _translate(self, exc: sqlite3.Error, target: Path | None = None) -> errors.BackupError:
+    def _translate(
+        self, exc: sqlite3.Error, target: Path | None = None, what: str = "", checking: bool = False
+    ) -> errors.BackupError:
         message = str(exc)
         if "malformed" in message or "not a database" in message:
-            return errors.CorruptDatabase(
-                f"The database {self.path} is corrupt ({message}): restore it from the last good "
-                "backup. Earlier backups were not touched."
-            )
+            if what:  # a read of the live database, or of our copy of it
+                return self._damaged(message, what, checking)
+            return self._corrupt(message)
         if "no such table" in message:
             return errors.CorruptDatabase(
                 f"The database {self.path} has no readings table ({message}): is DATABASE_URL the "
                 "smartAquarium database? Run 'python manage.py migrate' for a new one."
             )
-        if "locked" in message or "busy" in message:
+        if _busy(message):
             return errors.DatabaseBusy(
                 f"The database {self.path} stayed locked for {self.busy_timeout:g} s: try again."
             )
+        if self.read_only(message):
+            return errors.NotWritable(f"The {self.explain(exc)}")
         if target is not None and ("full" in message or "I/O error" in message):
             return errors.DiskFull(
                 f"Could not write the snapshot in {target.parent} ({message}): free up space on the "
                 "backup disk or run 'python manage.py backup_database --cleanup'."
             )
         return errors.BackupError(f"SQLite error on {self.path}: {message}.")
+
+    def read_only(self, message: str) -> bool:
+        """Whether SQLite failed because this user cannot write the database or its folder."""
+        if "readonly" in message:
+            return True
+        # The database itself is there (stat() said so): SQLite cannot create its -wal or -shm.
+        folder = self.path.parent
+        return "unable to open" in message and not (
+            os.access(self.path, os.W_OK) and os.access(folder, os.W_OK | os.X_OK)
+        )
+
+    def explain(self, exc: Exception) -> str:
+        if not self.read_only(str(exc)):
+            return str(exc)
+        name = self.path.name
+        return (
+            f"database {self.path} cannot be written by this user ({exc}): make it and its folder "
+            f"{self.path.parent} writable for the user that runs smartAquarium "
+            f"(SQLite keeps {name}-wal and {name}-shm beside it)."
+        )
+
+    def _corrupt(self, finding: str) -> errors.CorruptDatabase:
+        return errors.CorruptDatabase(
+            f"The database {self.path} is corrupt ({finding}): restore it from the last good "
+            "backup. Earlier backups were not touched."
+        )
+
+    def _damaged(self, finding: str, what: str, checking: bool = False) -> errors.BackupError:
+        """A snapshot or export that found damage: is it the live database's, or only the read's?
+
+        Telling an operator to restore a sound database loses every reading since
+        the last backup, so the database is named corrupt only when it fails its
+        own check, read again through a connection of its own.
+        """
+        found = "failed its check" if checking else "failed"
+        try:
+            live = self.live_problem()
+        except sqlite3.Error as exc:
+            return errors.CopyFailed(
+                f"The {what} of the database {self.path} {found} ({finding}), and the live database "
+                f"could not be checked again ({exc}): run the {what} again."
+            )
+        if live is not None:
+            return self._corrupt(live)
+        return errors.CopyFailed(
+            f"The {what} of the database {self.path} {found} ({finding}), but the live database "
+            f"was checked again and is sound: nothing needs restoring, run the {what} again."
+        )
+
+    def live_problem(self) -> str | None:
+        """The first problem PRAGMA integrity_check finds in the live database; None when it is sound."""
+        db = sqlite3.connect(self._uri(), uri=True, timeout=self.busy_timeout, isolation_level=None)
+        try:
+            problem = _integrity_problem(db)
+        except sqlite3.DatabaseError as exc:
+            if "malformed" in str(exc) or "not a database" in str(exc):
+                return str(exc)
+            raise
+        finally:
+            db.close()
+        return None if problem is None else f"integrity check: {problem}"
+
+
+def first_problem(problems: list[str]) -> str:
+    """The first problem integrity_check reports, on one line (it may head it with the schema's name)."""
+    lines = [line for text in problems for line in text.splitlines() if not line.startswith("***")]
+    return lines[0] if lines else "unknown problem"
+
+
+def _busy(message: str) -> bool:
+    return "locked" in message or "busy" in message
 
 
 def check_copy(path: Path) -> tuple[int, str | None]:
@@ -298,7 +427,7 @@ def _open_copy(path: Path) -> sqlite3.Connection:
 def _integrity_problem(db: sqlite3.Connection) -> str | None:
     """The first problem SQLite's full integrity check finds (every page, cell and index entry)."""
     problems = [row[0] for row in db.execute("PRAGMA integrity_check(20)")]
-    return None if problems == ["ok"] else problems[0]
+    return None if problems == ["ok"] else first_problem(problems)
 
 
 def _readings_in(db: sqlite3.Connection) -> tuple[int, str | None]:

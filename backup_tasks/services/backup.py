@@ -13,8 +13,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO, TypedDict, Unpack
 
-from django.db import DatabaseError
-
 from backup_tasks import conf
 from backup_tasks.core import layout
 from backup_tasks.core.errors import BackupError, DiskFull
@@ -28,7 +26,6 @@ from backup_tasks.storage.checksums import HashingWriter, file_sha256, write_che
 from backup_tasks.storage.formats import STREAMS, WRITERS
 from backup_tasks.storage.log import run_logger
 from backup_tasks.storage.safefile import atomic_output, disk_usage, ensure_dir, written_back
-from readings.models import Reading
 
 EXPORT_CHUNK = 10_000
 STREAM_CHUNK = 2_000  # lines per block of a download: a few hundred KB
@@ -161,21 +158,26 @@ def ensure_space(
 Progress = Callable[[str, int, int, float], None]
 
 
-def _count(alias: str, start: datetime | None, end: datetime | None) -> int | None:
-    """Readings in a window, for progress; None when the database will not say now."""
-    try:
-        return Reading.objects.using(alias).between(start, end).count()
-    except DatabaseError:
-        return None  # e.g. locked: the export itself reports that, in its own words
+class Total:
+    """The readings an export will write, as the export itself counts them."""
+
+    def __init__(self) -> None:
+        self.readings = 0
+
+    def __call__(self, readings: int) -> None:
+        self.readings = readings
 
 
-def _reporting(chunks: Iterator[list[str]], kind: layout.Kind, progress: Progress, total: int):
+def _reporting(chunks: Iterator[list[str]], kind: layout.Kind, progress: Progress, total: Total):
     began, done = time.monotonic(), 0
-    progress(kind.label, 0, total, 0.0)
-    for lines in chunks:
+    first = next(chunks, None)  # begins the export's read, which counts its readings
+    progress(kind.label, 0, total.readings, 0.0)
+    if first is None:
+        return
+    for lines in itertools.chain([first], chunks):
         yield lines
         done += len(lines)
-        progress(kind.label, done, total, time.monotonic() - began)
+        progress(kind.label, done, total.readings, time.monotonic() - began)
 
 
 def namer(kind: layout.Kind, method: str) -> Callable[[datetime, int], str]:
@@ -265,10 +267,11 @@ def _export(
 
                 # closing(): a write that fails (disk full, a time limit) ends the
                 # export's read transaction now, not when the generator is collected.
+                total = Total() if progress is not None else None
                 lines = files.enter_context(
-                    closing(engine.export_lines(kind.key, conf.plant_zone(), start, end, EXPORT_CHUNK))
+                    closing(engine.export_lines(kind.key, conf.plant_zone(), start, end, EXPORT_CHUNK, total))
                 )
-                if progress is not None and (total := _count(alias, start, end)) is not None:
+                if total is not None:
                     lines = _reporting(lines, kind, progress, total)
                 counts = write(open_part, lines, conf.csv_max_lines())
             for tmp, hasher in zip(out.tmps, hashers, strict=True):

@@ -117,6 +117,12 @@ def restore_snapshot(
         run.file = str(path)
         engine = get_engine(alias)
         engine.check_available()
+        if engine.is_live_file(path):
+            # Read outside the engine, it would lose this process the database's locks.
+            raise BackupError(
+                f"{path} is the live database itself: restore a snapshot from "
+                f"{layout.DB.directory()}. Nothing was restored."
+            )
         with restorable(engine, path) as (plain, rows_in_backup):
             busy = running_tasks()
             if busy:

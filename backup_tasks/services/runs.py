@@ -17,7 +17,7 @@ from django.db import DatabaseError
 from django.utils import timezone
 
 from backup_tasks import conf
-from backup_tasks.core import layout
+from backup_tasks.core import layout, processes
 from backup_tasks.core.errors import BackupError
 from backup_tasks.engines import get_engine
 from backup_tasks.models import BackupRun
@@ -26,6 +26,13 @@ from backup_tasks.storage.log import run_logger
 ABANDONED = (
     "Abandoned: the process running it stopped before it finished "
     "(worker killed or machine restarted); the run left no file under a final name."
+)
+
+# A running run names its process, so the next run can tell it was killed.
+PROCESS = "process"
+ENDED = (
+    "Abandoned: its process ({process}) ended before the run finished (killed, or the machine "
+    "restarted); the run left no file under a final name."
 )
 
 
@@ -65,14 +72,32 @@ def mark_abandoned_runs(*, alias: str = "default", now: datetime | None = None) 
     )
 
 
+def mark_dead_runs(*, alias: str = "default") -> int:
+    """Mark runs still 'running' whose process is known to have ended (killed) as failed."""
+    marked = 0
+    running = BackupRun.objects.using(alias).filter(status=BackupRun.Status.RUNNING)
+    for pk, details in running.values_list("pk", "details"):
+        owner = details.get(PROCESS) if isinstance(details, dict) else None
+        if owner and processes.is_dead(owner):
+            marked += running.filter(pk=pk).update(
+                status=BackupRun.Status.FAILED,
+                error=ENDED.format(process=processes.describe(owner)),
+                finished_at=timezone.now(),
+            )
+    return marked
+
+
 def _start(run: Run, alias: str) -> None:
     if not _database_ready(alias):
         return
     try:
         mark_abandoned_runs(alias=alias)
-        run.record = BackupRun.objects.using(alias).create(kind=run.kind, trigger=run.trigger[:200])
+        mark_dead_runs(alias=alias)
+        run.record = BackupRun.objects.using(alias).create(
+            kind=run.kind, trigger=run.trigger[:200], details={PROCESS: processes.this_process()}
+        )
     except DatabaseError as exc:
-        run_logger().warning("Could not record the %s run in the database: %s", run.kind, exc)
+        _not_recorded(run, alias, exc)
 
 
 def _finish(run: Run, alias: str) -> None:
@@ -92,7 +117,13 @@ def _finish(run: Run, alias: str) -> None:
     try:
         record.save(using=alias)
     except DatabaseError as exc:
-        run_logger().warning("Could not record the %s run in the database: %s", run.kind, exc)
+        _not_recorded(run, alias, exc)
+
+
+def _not_recorded(run: Run, alias: str, exc: DatabaseError) -> None:
+    run_logger().warning(
+        "Could not record the %s run in the database: %s", run.kind, get_engine(alias).explain(exc)
+    )
 
 
 def notify_failure(run: Run) -> None:

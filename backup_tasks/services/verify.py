@@ -185,6 +185,11 @@ def verify_file(path: Path, *, alias: str = "default", use_records: bool = True)
     kind = kind_of(path)
     if kind is None:
         return FileCheck(shown, UNKNOWN, "not a backup file (.sqlite3, .csv or .json)")
+    if get_engine(alias).is_live_file(path):
+        # Read outside the engine, it would lose this process the database's locks.
+        return FileCheck(
+            shown, UNKNOWN, "the live database itself, not a backup: 'backup_database --type db' snapshots it"
+        )
     expected = recorded_checksum(path)
     try:
         rows = snapshot_rows(path, alias) if kind is layout.DB else EXPORT_ROW_COUNTERS[kind.key](path)
