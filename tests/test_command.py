@@ -243,6 +243,7 @@ def read_only_file(path: Path):
 
 def test_a_database_whose_folder_is_read_only_is_explained(project):
     project.backups.mkdir()  # the backups stay writable: only the database's folder is not
+    project.manage("check", check=True)  # the secret key is made at install, before the folder is locked
 
     with read_only_folder(project.root):
         result = project.manage("backup_database", "--type", "db")
