@@ -1,7 +1,8 @@
 """The jobs an operator can start now, from the schedules page or the dashboard.
 
-A job is one Celery task, found in Celery's registry by its name: starting
-one only enqueues it, and the worker does the work. With the task queue down
+A job is one Celery task, sent by its registered name (the web server never
+imports the tasks, and need not have them registered): starting one only
+enqueues it, and the worker does the work. With the task queue down
 the answer is a message saying so, never an error page.
 """
 
@@ -68,7 +69,7 @@ def enqueue(job: Job, username: str) -> tuple[int, str]:
     from backup_tasks.queueing import broker
 
     try:
-        result = current_app.tasks[job.task_name].apply_async(headers={REQUESTED_BY_HEADER: username})
+        result = current_app.send_task(job.task_name, headers={REQUESTED_BY_HEADER: username})
     except broker.QUEUE_ERRORS as exc:
         return messages.ERROR, unreachable_message(job.what, exc)
     return messages.SUCCESS, f"{job.label} queued (task id {result.id})."
