@@ -74,21 +74,30 @@ class SQLiteEngine(Engine):
                 f"The database {path} does not exist: check DATABASE_URL, or run "
                 "'python manage.py migrate' to create a new one. Nothing was backed up."
             )
-        try:
-            with path.open("rb") as handle:
-                header = handle.read(len(HEADER))
-        except OSError as exc:
-            raise errors.BackupError(f"Cannot read the database {path}: {exc.strerror}.") from None
-        if not header:
+        if path.stat().st_size == 0:
             raise errors.DatabaseMissing(
                 f"The database {path} is an empty file: check DATABASE_URL, or run "
                 "'python manage.py migrate' to create the tables. Nothing was backed up."
             )
-        if header != HEADER:
-            raise errors.CorruptDatabase(
-                f"The database {path} is not a SQLite database (damaged header): "
-                "restore it from the last good backup. Earlier backups were not touched."
-            )
+        # The header is read by SQLite, never through a descriptor of our own:
+        # closing one would drop every POSIX lock this process holds on the file,
+        # SQLite's included. Another process could then take itself for the last
+        # connection and delete the WAL, and what this one writes next would be
+        # lost. SQLite keeps such a descriptor open while its locks are held.
+        # immutable=1: no lock of its own, so a busy database is still checked.
+        try:
+            check = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro&immutable=1", uri=True)
+            try:
+                check.execute("PRAGMA schema_version").fetchone()
+            finally:
+                check.close()
+        except sqlite3.DatabaseError as exc:
+            if "not a database" in str(exc):
+                raise errors.CorruptDatabase(
+                    f"The database {path} is not a SQLite database (damaged header): "
+                    "restore it from the last good backup. Earlier backups were not touched."
+                ) from None
+            raise self._translate(exc) from None
 
     def connect(self) -> sqlite3.Connection:
         """A raw connection to the live database (never creates it)."""
