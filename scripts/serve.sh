@@ -253,35 +253,38 @@ web_pid=$!
 worker_pid=$!
 set +m
 
-# The address once the web server answers (a worker imports Django first).
-for _ in $(seq 600); do
-    if [ -n "$stopping" ] || ! kill -0 "$web_pid" 2>/dev/null; then
+# The addresses once both answer: the web server (a worker imports Django
+# first) and the worker (Celery's ping), so they come after the worker's banner.
+ready() {
+    (exec 3<>"/dev/tcp/$address/$PORT") 2>/dev/null &&
+        .venv/bin/celery -A smartAquarium inspect ping --timeout 1 >/dev/null 2>&1
+}
+for _ in $(seq 120); do
+    if [ -n "$stopping" ] || ! kill -0 "$web_pid" 2>/dev/null || ! kill -0 "$worker_pid" 2>/dev/null; then
         break
     fi
-    if (exec 3<>"/dev/tcp/$address/$PORT") 2>/dev/null; then
-        {
-            echo
-            echo "smartAquarium is running. Ctrl-C stops the web server and the worker."
-            echo "  Admin:       $url/admin/"
-            echo "  Dashboard:   $url/admin/backups/"
-            echo "  Worker:      celery -A smartAquarium worker -B (backups, exports, cleanup and the schedule)"
-            echo "  Redis:       $redis_line"
-            echo "  Backup log:  $backup_dir/scheduled_backup.log"
-            if [ "$address" != 127.0.0.1 ] && [ "$address" != localhost ] && [ "$address" != ::1 ]; then
-                echo "  Other machines: http://$(hostname):$PORT/admin/ once ALLOWED_HOSTS names $(hostname)"
+    if ready; then
+        echo
+        echo "smartAquarium is running. Ctrl-C stops the web server and the worker."
+        echo "  Admin:       $url/admin/"
+        echo "  Dashboard:   $url/admin/backups/"
+        echo "  Worker:      celery -A smartAquarium worker -B (backups, exports, cleanup and the schedule)"
+        echo "  Redis:       $redis_line"
+        echo "  Backup log:  $backup_dir/scheduled_backup.log"
+        if [ "$address" != 127.0.0.1 ] && [ "$address" != localhost ] && [ "$address" != ::1 ]; then
+            echo "  Other machines: http://$(hostname):$PORT/admin/ once ALLOWED_HOSTS names $(hostname)"
+        fi
+        if [ "$superuser" != yes ]; then
+            command=".venv/bin/python manage.py createsuperuser"
+            if [ -n "${DATABASE_URL:-}" ]; then
+                command="DATABASE_URL=$(printf %q "$DATABASE_URL") $command"
             fi
-            if [ "$superuser" != yes ]; then
-                command=".venv/bin/python manage.py createsuperuser"
-                if [ -n "${DATABASE_URL:-}" ]; then
-                    command="DATABASE_URL=$(printf %q "$DATABASE_URL") $command"
-                fi
-                echo "No admin user yet: in another terminal, run  $command"
-            fi
-            echo
-        }
+            echo "No admin user yet: in another terminal, run  $command"
+        fi
+        echo
         break
     fi
-    sleep 0.1
+    sleep 0.5
 done
 
 # -- Until Ctrl-C, or until one of them stops on its own ---------------------------
