@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 import redis
+import yaml
 
 from .conftest import FILL_SQL, PROJECT, Project, backup_files, free_port, wait_until
 
@@ -190,8 +191,16 @@ def test_serve_runs_the_web_server_and_a_worker_with_beat_and_ctrl_c_stops_all_o
     assert (status, content_type) == (200, 'text/css; charset="utf-8"')
     assert b"#header" in css
     running = serve.processes()
-    assert len(commands(running, "gunicorn")) == 3, running  # the arbiter and 2 workers, as in compose
+    assert len(commands(running, "gunicorn")) == 3, running  # the arbiter and 2 workers
     assert len(commands(running, "celery")) >= 3, running  # the worker, its pool and beat
+    # The same commands as docker compose's web and worker services.
+    compose = yaml.safe_load((PROJECT / "docker-compose.yml").read_text())["services"]
+    [web] = {line[line.index("gunicorn ") :] for line in running.values() if "/gunicorn " in line}
+    assert web == compose["web"]["command"].replace("0.0.0.0:8000", f"127.0.0.1:{serve.port}") + (
+        " --no-control-socket"  # one socket path per user: two checkouts would share it
+    )
+    [worker] = {line[line.index("celery ") :] for line in running.values() if "/celery " in line}
+    assert worker == compose["worker"]["command"]
     # The one beat holds the beat lock in Redis, and it is one of ours.
     holder = redis.Redis.from_url(redis_url).get("smartaquarium:beat")
     assert holder is not None
