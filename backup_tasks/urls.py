@@ -14,6 +14,7 @@ app_name = "backup_tasks"
 urlpatterns = [
     path("", admin.site.admin_view(dashboard.dashboard), name="dashboard"),
     path("status/", admin.site.admin_view(dashboard.status_report), name="status"),
+    path("live/", admin.site.admin_view(dashboard.live), name="live"),
     path("run/", admin.site.admin_view(dashboard.run_job), name="run"),
     path("download/<path:name>", admin.site.admin_view(downloads.download), name="download"),
 ]

@@ -1,4 +1,4 @@
-# Sourced by demo.sh and test.sh: make .venv with the given requirements file.
+# Sourced by demo.sh, serve.sh and test.sh: make .venv with the given requirements file.
 # Re-installs only when the requirements change, so a second run is quick.
 ensure_venv() {
     local requirements="$1"
@@ -23,6 +23,12 @@ ensure_venv() {
     local stamp=".venv/.installed-$(basename "$requirements")"
     local wanted
     wanted="$(cat requirements*.txt | sha256sum | cut -d' ' -f1)"
+    # requirements-dev.txt includes requirements.txt: after test.sh, demo.sh and
+    # serve.sh have nothing to install.
+    if [ "$(basename "$requirements")" = requirements.txt ] &&
+        [ "$(cat .venv/.installed-requirements-dev.txt 2>/dev/null)" = "$wanted" ]; then
+        return 0
+    fi
     if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$wanted" ]; then
         echo "Installing $requirements into .venv"
         .venv/bin/python -m pip install --quiet --disable-pip-version-check -r "$requirements"

@@ -9,6 +9,7 @@ the permissions a shift lead needs, not a superuser.
 
 import hashlib
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -28,6 +29,8 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from .conftest import PROJECT, CeleryProcess, Project, backup_files, empty_redis_database, free_port
+from .test_admin import UUID
+from .test_first_hour import DEMO, Serve
 
 pytestmark = pytest.mark.browser
 # Bounded waits for what a page shows (the status report arrives after the page):
@@ -199,10 +202,10 @@ def page(browser: Browser, live: Live):
     context.close()
 
 
-def log_in(page: Page, password: str = PASSWORD) -> None:
+def log_in(page: Page, password: str = PASSWORD, username: str = OPERATOR) -> None:
     """Open admin and type the credentials into its login form, as the operator does."""
     page.goto("/admin/")
-    page.get_by_label("Username:").press_sequentially(OPERATOR)
+    page.get_by_label("Username:").press_sequentially(username)
     page.get_by_label("Password:").press_sequentially(password)
     page.get_by_role("button", name="Log in").click()
 
@@ -372,3 +375,156 @@ def test_backup_files_download_with_the_checksum_of_their_manifest(signed_in: Pa
         # Served as an attachment by the server itself, not only named by the link's attribute.
         headers = page.request.get(f"/admin/backups/download/{name}").headers
         assert headers["content-disposition"].startswith("attachment;")
+
+
+# -- The first hour, as README tells it: demo.sh, createsuperuser, serve.sh ---------
+
+ADMIN = "admin"
+HOURLY_MINUTE = (
+    "SELECT c.minute FROM django_celery_beat_periodictask t "
+    "JOIN django_celery_beat_crontabschedule c ON c.id = t.crontab_id WHERE t.name = 'Hourly backup'"
+)
+
+
+@pytest.fixture(scope="module")
+def first_hour(tmp_path_factory, migrated_template, redis_server):
+    """./scripts/demo.sh, createsuperuser, then ./scripts/serve.sh, on a project of their own."""
+    root = tmp_path_factory.mktemp("first-hour")
+    shutil.copy(migrated_template, root / "db.sqlite3")
+    project = Project(root)
+    # demo.sh adds a week of a reading every 2 s to an empty database; one a minute is quicker.
+    project.manage("simulate_readings", "--days", "7", "--interval", "60", check=True)
+    serve = Serve(project, empty_redis_database(redis_server))
+    demo = subprocess.run([str(DEMO)], cwd=root, env=serve.env, capture_output=True, text=True, timeout=600)
+    assert demo.returncode == 0, demo.stdout + demo.stderr
+    admin_env = {**serve.env, "DJANGO_SUPERUSER_PASSWORD": PASSWORD}
+    project.manage(
+        "createsuperuser",
+        "--noinput",
+        "--username",
+        ADMIN,
+        "--email",
+        "admin@example.com",
+        env=admin_env,
+        check=True,
+    )
+    # The hourly backup half an hour from now, and nothing left due from before:
+    # beat sends nothing while the test runs, whatever the time of day.
+    with closing(sqlite3.connect(project.db)) as db, db:
+        db.execute(
+            "UPDATE django_celery_beat_crontabschedule SET minute = ? WHERE id = "
+            "(SELECT crontab_id FROM django_celery_beat_periodictask WHERE name = 'Hourly backup')",
+            [str((datetime.now(UTC).minute + 30) % 60)],
+        )
+        db.execute(
+            "UPDATE django_celery_beat_periodictask SET last_run_at = ?",
+            [datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")],
+        )
+    try:
+        yield serve.start()
+    finally:
+        serve.kill()
+
+
+def test_the_first_hour_through_serve_sh_in_a_styled_admin(browser: Browser, first_hour: Serve):
+    serve = first_hour
+    assert "No admin user yet" not in serve.output()
+    context = browser.new_context(base_url=serve.url, viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    live_fetches: list[int] = []
+    page.on(
+        "response",
+        lambda r: live_fetches.append(r.status) if r.url.endswith("/admin/backups/live/") else None,
+    )
+
+    log_in(page, username=ADMIN)
+    expect(page).to_have_url(f"{serve.url}/admin/")
+    # The admin's stylesheet applies: a blue header laid out as a row (base.css), not a plain block.
+    header = page.locator("#header")
+    assert header.evaluate("e => getComputedStyle(e).backgroundColor") == "rgb(65, 118, 144)"
+    assert header.evaluate("e => getComputedStyle(e).display") == "flex"
+
+    # First visit: demo.sh made a backup, no restore drill yet; the health line says what next.
+    page.get_by_role("link", name="Backup dashboard").click()
+    expect(page).to_have_url(f"{serve.url}/admin/backups/")
+    health = page.locator("#health")
+    expect(health).to_have_class("health health-warning")
+    expect(health).to_contain_text("but no restore drill succeeded in the last 8 days")
+    expect(health.locator(".next-step")).to_contain_text("Next: run a restore drill.")
+    expect(health.get_by_role("button")).to_have_text("Run restore drill now")
+
+    # The worker is held (SIGSTOP) until the page has shown the job queued, so that
+    # its run can only reach the page by the page's own refresh.
+    [worker] = [pid for pid, line in serve.processes().items() if pid == os.getpgid(pid) and "celery" in line]
+    mine = page.locator("table#runs tr", has_text=f"admin: {ADMIN}")
+    os.kill(worker, signal.SIGSTOP)
+    try:
+        page.locator("form#actions").get_by_role("button", name="Run complete backup now").click()
+        expect(page.locator("ul.messagelist li.queued")).to_contain_text("Complete backup queued (task id ")
+        task_id = re.search(UUID, page.locator("ul.messagelist").inner_text()).group()
+        page.evaluate("window.sameDocument = true")  # gone if anything loads the page again
+        expect(mine).to_have_count(0)
+        with page.expect_response(lambda r: r.url.endswith("/admin/backups/live/")):
+            pass  # the page looks for the queued job's run
+    finally:
+        os.kill(worker, signal.SIGCONT)
+
+    for kind in ("snapshot", "csv", "json"):
+        expect(mine.and_(page.locator(f"[data-kind='{kind}']"))).to_have_attribute(
+            "data-status", "succeeded", timeout=120_000
+        )
+    expect(mine).to_have_count(3)
+    assert page.evaluate("window.sameDocument") is True
+    assert set(live_fetches) == {200}  # fetched, and never a login page or an error
+    log = (serve.project.backups / "scheduled_backup.log").read_text()
+    assert f"Complete backup started (requested in admin by {ADMIN}, task {task_id})" in log
+    assert re.search(r"Complete backup finished in [\d.]+ s: 3 files", log), log
+
+    # The button in the health line: after the drill, OK, again without a reload.
+    health.get_by_role("button", name="Run restore drill now").click()
+    expect(page.locator("ul.messagelist li.queued")).to_contain_text("Restore drill queued (task id ")
+    page.evaluate("window.sameDocument = true")
+    expect(health).to_have_class("health health-ok", timeout=120_000)
+    expect(health).to_contain_text("last runs succeeded")
+    expect(health.locator(".next-step")).to_have_count(0)
+    assert page.evaluate("window.sameDocument") is True
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    screenshot = ARTIFACTS / "first-hour-dashboard.png"
+    screenshot.unlink(missing_ok=True)
+    page.screenshot(path=screenshot, full_page=True)
+    assert png_size(screenshot)[0] == 1280
+
+    # Backups > Backup runs lists them too.
+    page.goto("/admin/backup_tasks/backuprun/")
+    runs = page.locator("#result_list tbody tr", has_text=f"admin: {ADMIN}")
+    expect(runs).to_have_count(4)
+
+    # The hourly schedule gets another minute in admin; the dashboard's next run moves with it.
+    page.goto("/admin/backups/")
+    hourly = page.locator("#schedules tr", has_text="Hourly backup")
+    with closing(sqlite3.connect(serve.project.db)) as db:
+        [(before,)] = db.execute(HOURLY_MINUTE).fetchall()
+    expect(hourly).to_contain_text(re.compile(rf"next run \d{{4}}-\d\d-\d\d \d\d:{int(before):02}:00"))
+    minute = (int(before) + 15) % 60  # not due while the test runs either
+    page.get_by_role("link", name="Home").click()
+    page.locator("tr.model-backupschedule").get_by_role("link", name="Backup schedules").click()
+    page.get_by_role("link", name="Hourly backup", exact=True).click()
+    with page.expect_popup() as opened:
+        page.locator("#change_id_crontab").click()
+    crontab_form = opened.value
+    crontab_form.locator("#id_minute").fill(str(minute))
+    with crontab_form.expect_event("close"):
+        crontab_form.get_by_role("button", name="Save", exact=True).click()
+    page.get_by_role("button", name="Save", exact=True).click()
+    expect(page.locator("ul.messagelist")).to_contain_text("was changed successfully.")
+    page.goto("/admin/backups/")
+    expect(hourly).to_contain_text(re.compile(rf"next run \d{{4}}-\d\d-\d\d \d\d:{minute:02}:00"))
+    with closing(sqlite3.connect(serve.project.db)) as db:
+        assert db.execute(HOURLY_MINUTE).fetchall() == [(str(minute),)]
+    context.close()
+
+    # Ctrl-C in serve.sh's terminal stops everything it started.
+    assert serve.interrupt() == 0
+    assert serve.left_behind() == set()

@@ -25,6 +25,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 DASHBOARD = "/admin/backups/"
 RUN = "/admin/backups/run/"
 STATUS = "/admin/backups/status/"
+LIVE = "/admin/backups/live/"
 BUTTONS = {
     "complete_backup": ("Run complete backup now", "backup_tasks.tasks.complete_backup", "Complete backup"),
     "export_csv": ("Export CSV now", "backup_tasks.tasks.export_csv", "CSV export"),
@@ -117,6 +118,97 @@ def test_the_health_line_is_the_one_check_gives(viewer):
     assert "no verified database snapshot yet" in health
 
 
+def next_step_of(page: str) -> tuple[str, list[str]]:
+    """The health line's next step: its words, and the jobs of its buttons."""
+    health = section(page, "health")
+    match = re.search(r'<div class="next-step">(.*?)</div>', health, re.S)
+    if match is None:
+        return "", []
+    text = re.sub(r"<form.*?</form>", "", match.group(1), flags=re.S).strip()
+    return text, re.findall(r'<button type="submit" class="button" name="job" value="(\w+)">', match.group(1))
+
+
+def test_a_new_installation_is_told_what_to_do_next_with_the_button_that_does_it(shift_lead, backup_dir):
+    from django.core.management import call_command
+
+    assert next_step_of(shift_lead.get(DASHBOARD).content.decode()) == (
+        "Next: make the first backup.",
+        ["complete_backup"],
+    )
+
+    add(24.5, 26.2, 60.5, 25.0, 120, timezone.now())
+    call_command("backup_database", "--type", "db")
+    page = shift_lead.get(DASHBOARD).content.decode()
+
+    assert 'class="health health-warning"' in section(page, "health")
+    assert next_step_of(page) == (
+        "Next: run a restore drill. It restores the newest snapshot into a scratch copy and checks it; "
+        "the weekly backup repeats it from then on.",
+        ["restore_drill"],
+    )
+    assert (
+        '<button type="submit" class="button" name="job" value="restore_drill">Run restore drill now</button>'
+        in (section(page, "health"))
+    )
+
+    call_command("backup_database", "--drill")
+    page = shift_lead.get(DASHBOARD).content.decode()
+
+    assert 'class="health health-ok"' in section(page, "health")
+    assert next_step_of(page) == ("", [])
+
+
+def test_a_failed_job_is_offered_again_once_its_cause_is_set_right(shift_lead):
+    BackupRun.objects.create(kind="csv", status="failed", error="Backup folder is not writable")
+
+    assert next_step_of(shift_lead.get(DASHBOARD).content.decode()) == (
+        "Next: set right what the error says, then run it again.",
+        ["export_csv"],
+    )
+
+
+def test_who_may_not_run_jobs_is_told_the_next_step_without_a_button(viewer):
+    assert next_step_of(viewer.get(DASHBOARD).content.decode()) == ("Next: make the first backup.", [])
+
+
+def steady(markup: str) -> str:
+    """Markup without what differs from one rendering to the next (the moment, CSRF masks)."""
+    markup = re.sub(r'data-now="\d+"', 'data-now=""', markup)
+    return re.sub(r'name="csrfmiddlewaretoken" value="[^"]+"', 'name="csrfmiddlewaretoken"', markup)
+
+
+def test_the_live_parts_are_the_dashboards_own(shift_lead, backup_dir):
+    from django.core.management import call_command
+
+    add(24.5, 26.2, 60.5, 25.0, 120, timezone.now())
+    call_command("backup_database", "--type", "db")
+    BackupRun.objects.create(kind="csv", status="running", trigger="admin: alice")
+
+    page = shift_lead.get(DASHBOARD).content.decode()
+    live = shift_lead.get(LIVE)
+
+    assert live.status_code == 200
+    parts = re.search(r'data-parts="([^"]+)"', page).group(1).split()
+    assert parts == ["health", "kinds", "runs", "files"]
+    body = live.content.decode()
+    for part in parts:
+        assert steady(section(body, part)) == steady(section(page, part))
+    assert '<tr data-kind="csv" data-status="running"' in section(body, "runs")
+    assert f'data-live="{LIVE}"' in page
+
+
+def test_a_queued_job_is_marked_for_the_page_to_follow(shift_lead, celery_app):
+    page = shift_lead.get(DASHBOARD).content.decode()
+    assert 'class="queued' not in page
+
+    response = shift_lead.post(RUN, {"job": "complete_backup"}, follow=True)
+
+    assert re.search(
+        r'<li class="queued success">Complete backup queued \(task id [0-9a-f-]+\)\.</li>',
+        response.content.decode(),
+    )
+
+
 def test_the_dashboard_shows_next_runs_and_free_disk_space(viewer, backup_dir):
     page = viewer.get(DASHBOARD).content.decode()
 
@@ -145,7 +237,7 @@ def test_the_files_table_lists_the_newest_backups_with_their_checksums(shift_lea
         f'href="/admin/backups/download/database/{snapshot.name}.sha256" download>.sha256</a>'
     ) in files
     runs = section(page, "runs")
-    assert '<tr data-kind="snapshot" data-status="succeeded">' in runs
+    assert '<tr data-kind="snapshot" data-status="succeeded" data-started="' in runs
     assert snapshot.name in runs
 
 
@@ -309,7 +401,12 @@ def test_a_button_with_the_broker_down_answers_with_a_message(shift_lead, celery
 
 
 def test_anonymous_users_are_sent_to_the_login_page(client, celery_app):
-    for response in (client.get(DASHBOARD), client.get(STATUS), client.post(RUN, {"job": "complete_backup"})):
+    for response in (
+        client.get(DASHBOARD),
+        client.get(STATUS),
+        client.get(LIVE),
+        client.post(RUN, {"job": "complete_backup"}),
+    ):
         assert response.status_code == 302
         assert response.headers["Location"].startswith("/admin/login/?next=/admin/backups/")
     assert queued(broker_client()) == []
@@ -320,6 +417,7 @@ def test_staff_without_our_permission_see_no_dashboard_and_no_link(client, sched
 
     assert client.get(DASHBOARD).status_code == 403
     assert client.get(STATUS).status_code == 403
+    assert client.get(LIVE).status_code == 403
     assert "Backup dashboard" not in client.get("/admin/").content.decode()
 
 

@@ -260,3 +260,52 @@ def test_a_copy_that_fails_its_check_does_not_call_a_sound_database_corrupt(back
     [run] = BackupRun.objects.all()
     assert (run.kind, run.status, run.error) == ("snapshot", "failed", message)
     assert list((backup_dir / "database").iterdir()) == []
+
+
+# Run in a process of its own on the project's database, as a backup task runs in the worker.
+CHECK_THEN_WRITE = """
+import subprocess
+import sys
+
+import django
+
+django.setup()
+from backup_tasks.engines import get_engine
+from backup_tasks.models import BackupRun
+
+run = BackupRun.objects.create(kind="snapshot")  # this process holds a connection now
+get_engine("default").check_available()  # as every backup does before it starts
+# Meanwhile another process opens the database and closes it (a web request, a status query).
+subprocess.run([sys.executable, "-c", sys.argv[1]], check=True)
+run.status = "succeeded"
+run.save()
+# What the others see while this process goes on, as a worker does after its task.
+subprocess.run([sys.executable, "-c", sys.argv[1]], check=True)
+"""
+ANOTHER_PROCESS = """
+import os
+import sqlite3
+
+db = sqlite3.connect(os.environ["DATABASE_URL"].removeprefix("sqlite:///"))
+print(db.execute("SELECT kind, status FROM backup_tasks_backuprun").fetchall())
+db.close()
+"""
+
+
+def test_checking_the_database_keeps_the_writes_that_follow_it(project):
+    # Closing a descriptor of its own on the database file would drop every POSIX lock
+    # the process holds on it, SQLite's too: the other process would then take itself
+    # for the last connection, check the WAL in and delete it, and the run's outcome,
+    # written afterwards into the deleted WAL, would be seen by nobody (and lost when
+    # a worker's pool process ends without closing its connection).
+    seen = subprocess.run(
+        [sys.executable, "-c", CHECK_THEN_WRITE, ANOTHER_PROCESS],
+        env=project.env,
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout.splitlines()
+
+    assert seen == ["[('snapshot', 'running')]", "[('snapshot', 'succeeded')]"]

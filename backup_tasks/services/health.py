@@ -32,6 +32,10 @@ DRILL_EVERY = timedelta(days=8)  # weekly drills, a day of grace
 class Health:
     code: int
     message: str
+    # Why, in a word a program can act on (the dashboard offers the job that helps):
+    # ok, unreadable, failed, no_snapshot, stale, missing, stuck or no_drill.
+    reason: str = "ok"
+    kind: str = ""  # the BackupRun kind concerned, when there is one
 
     @property
     def line(self) -> str:
@@ -74,42 +78,73 @@ def backup_health(
             status=BackupRun.Status.RUNNING, started_at__lt=now - timedelta(hours=max_age_hours)
         ).count()
     except (BackupError, DatabaseError) as exc:
-        return Health(CRITICAL, f"cannot read the run history: {exc}")
+        return Health(CRITICAL, f"cannot read the run history: {exc}", "unreadable")
 
     if failed:
         worst = failed[0]
         when = timezone.localtime(worst.started_at).strftime("%Y-%m-%d %H:%M")
-        return Health(CRITICAL, f"last {worst.get_kind_display().lower()} failed at {when}: {worst.error}")
+        return Health(
+            CRITICAL,
+            f"last {worst.get_kind_display().lower()} failed at {when}: {worst.error}",
+            "failed",
+            worst.kind,
+        )
     if newest is None and recorded is not None:
         return Health(
             CRITICAL,
             f"no verified snapshot in the backup folder {conf.backup_dir()}; the newest recorded, "
             f"{recorded.file}, is outside it (BACKUP_DIR changed?): run 'python manage.py backup_database'",
+            "no_snapshot",
+            BackupRun.Kind.SNAPSHOT,
         )
     if newest is None:
-        return Health(CRITICAL, "no verified database snapshot yet: run 'python manage.py backup_database'")
+        return Health(
+            CRITICAL,
+            "no verified database snapshot yet: run 'python manage.py backup_database'",
+            "no_snapshot",
+            BackupRun.Kind.SNAPSHOT,
+        )
     age = now - newest.started_at
     name = Path(newest.file).name
     if age > timedelta(hours=max_age_hours):
         return Health(
-            CRITICAL, f"newest verified snapshot {name} is {_hours(age)} old (limit {max_age_hours:g} h)"
+            CRITICAL,
+            f"newest verified snapshot {name} is {_hours(age)} old (limit {max_age_hours:g} h)",
+            "stale",
+            BackupRun.Kind.SNAPSHOT,
         )
     what = not_regular(Path(newest.file))
     if what == MISSING:
-        return Health(WARNING, f"newest verified snapshot {name} is no longer on disk")
+        return Health(
+            WARNING,
+            f"newest verified snapshot {name} is no longer on disk",
+            "missing",
+            BackupRun.Kind.SNAPSHOT,
+        )
     if what:
-        return Health(WARNING, f"newest verified snapshot {name} has been replaced: it {what}")
+        return Health(
+            WARNING,
+            f"newest verified snapshot {name} has been replaced: it {what}",
+            "missing",
+            BackupRun.Kind.SNAPSHOT,
+        )
     if recorded.pk != newest.pk:
         return Health(
             WARNING,
             f"newest verified snapshot {name} is {_hours(age)} old, but a newer one is recorded outside "
             f"the backup folder {conf.backup_dir()}, not judged: {recorded.file}",
+            "missing",
+            BackupRun.Kind.SNAPSHOT,
         )
     if stuck:
-        return Health(WARNING, f"{stuck} run(s) still marked running for more than {max_age_hours:g} h")
+        return Health(
+            WARNING, f"{stuck} run(s) still marked running for more than {max_age_hours:g} h", "stuck"
+        )
     if drill is None or now - drill.started_at > DRILL_EVERY:
         return Health(
             WARNING,
             f"newest verified snapshot {name} is {_hours(age)} old, but no restore drill succeeded in the last 8 days",
+            "no_drill",
+            BackupRun.Kind.DRILL,
         )
     return Health(OK, f"newest verified snapshot {name} is {_hours(age)} old; last runs succeeded")

@@ -25,7 +25,7 @@ from backup_tasks.core.units import MB, human_size
 from backup_tasks.engines.sql import EpochSeconds
 from backup_tasks.models import BackupRun
 from backup_tasks.services.health import NAMES as HEALTH_NAMES
-from backup_tasks.services.health import backup_health
+from backup_tasks.services.health import Health, backup_health
 from backup_tasks.services.status import backup_status, render_status, schedule_times
 from backup_tasks.storage.checksums import recorded_checksum, sidecar
 from backup_tasks.storage.safefile import disk_usage
@@ -38,6 +38,8 @@ FILES_PER_KIND = 10
 BACKUP_CHART_DAYS = 30
 # Kinds whose runs leave a file; their sizes and durations are charted.
 FILE_KINDS = BackupRun.FILE_KINDS
+# The parts of the page that follow a queued or running job (see dashboard.html).
+LIVE_PARTS = ("health", "kinds", "runs", "files")
 KIND_COLOURS = {"snapshot": "#1565c0", "csv": "#2e7d32", "json": "#ef6c00"}
 
 
@@ -224,6 +226,39 @@ def backup_files(can_download: bool) -> list[BackupFile]:
     return files
 
 
+# What the health line asks the operator to do next, and the button that does it.
+NEXT_STEPS = {
+    "no_snapshot": "Next: make the first backup.",
+    "stale": "Next: make a backup now, and make sure the worker with beat runs "
+    "(./scripts/serve.sh, or celery -A smartAquarium worker -B): it backs up every hour.",
+    "missing": "Next: make a new backup.",
+    "no_drill": "Next: run a restore drill. It restores the newest snapshot into a scratch copy and "
+    "checks it; the weekly backup repeats it from then on.",
+    "failed": "Next: set right what the error says, then run it again.",
+}
+JOB_FOR_KIND = {
+    BackupRun.Kind.SNAPSHOT: "complete_backup",
+    BackupRun.Kind.CSV: "export_csv",
+    BackupRun.Kind.JSON: "export_json",
+    BackupRun.Kind.CLEANUP: "cleanup",
+    BackupRun.Kind.DRILL: "restore_drill",
+}
+
+
+@dataclass
+class NextStep:
+    text: str
+    job: jobs.Job | None  # None: the operator may not run jobs, or no job helps
+
+
+def next_step(health: Health, can_run: bool) -> NextStep | None:
+    text = NEXT_STEPS.get(health.reason)
+    if text is None:
+        return None
+    job = jobs.JOBS.get(JOB_FOR_KIND.get(health.kind, "")) if can_run else None
+    return NextStep(text, job)
+
+
 def disk_space() -> dict:
     folder = conf.backup_dir()
     total, free = disk_usage(folder) or (0, 0)
@@ -236,30 +271,48 @@ def disk_space() -> dict:
     }
 
 
+def live_context(request) -> dict:
+    """What the parts in LIVE_PARTS show: they change as jobs run."""
+    health = backup_health()
+    can_run = request.user.has_perm(jobs.RUN_PERMISSION)
+    return {
+        "health": health,
+        "health_name": HEALTH_NAMES[health.code],
+        "next_step": next_step(health, can_run),
+        "kinds": kind_summaries(),
+        "runs": BackupRun.objects.all()[:RECENT_RUNS],
+        "files": backup_files(request.user.has_perm(downloads.DOWNLOAD_PERMISSION)),
+        "files_per_kind": FILES_PER_KIND,
+    }
+
+
 @require_GET
 def dashboard(request):
     if not request.user.has_perm(DASHBOARD_PERMISSION):
         raise PermissionDenied
     now = timezone.now()
-    health = backup_health()
-    can_download = request.user.has_perm(downloads.DOWNLOAD_PERMISSION)
     context = {
         **admin.site.each_context(request),
+        **live_context(request),
         "title": "Backup dashboard",
-        "health": health,
-        "health_name": HEALTH_NAMES[health.code],
         "schedules": schedule_times("default"),
-        "kinds": kind_summaries(),
-        "runs": BackupRun.objects.all()[:RECENT_RUNS],
-        "files": backup_files(can_download),
         "disk": disk_space(),
         "temperature_charts": temperature_charts(now),
         "backup_charts": backup_charts(now),
         "jobs": jobs.JOBS.values() if request.user.has_perm(jobs.RUN_PERMISSION) else [],
-        "can_download": can_download,
-        "files_per_kind": FILES_PER_KIND,
+        "live_parts": " ".join(LIVE_PARTS),
     }
     return TemplateResponse(request, "admin/backup_tasks/dashboard.html", context)
+
+
+@require_GET
+def live(request):
+    """The health line and the tables of runs and files, fetched by the dashboard
+    every few seconds while a job is queued or running, so a run is seen to finish
+    without reloading the page (and its charts and status report)."""
+    if not request.user.has_perm(DASHBOARD_PERMISSION):
+        raise PermissionDenied
+    return TemplateResponse(request, "admin/backup_tasks/dashboard_live.html", live_context(request))
 
 
 @require_GET
@@ -284,5 +337,8 @@ def run_job(request):
         messages.error(request, "Unknown job: choose one of the dashboard's buttons.")
     else:
         level, message = jobs.enqueue(job, request.user.get_username())
-        messages.add_message(request, level, message)
+        # "queued" tells the dashboard to follow the job until its run has finished.
+        messages.add_message(
+            request, level, message, extra_tags="queued" if level == messages.SUCCESS else ""
+        )
     return redirect("backup_tasks:dashboard")
