@@ -215,7 +215,10 @@ def check_copy(path: Path) -> tuple[int, str | None]:
         if problems != ["ok"]:
             raise DamagedCopy(f"integrity check: {problems[0]}")
         table = Reading._meta.db_table
-        rows, newest = db.execute(f"SELECT COUNT(*), MAX(timestamp) FROM {table}").fetchone()
+        # Two queries: COUNT(*) alone counts the index's pages and MAX() alone is one
+        # step, where the pair in one query walks every reading (7 s at a year).
+        rows = db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+        newest = db.execute(f"SELECT MAX(timestamp) FROM {table}").fetchone()[0]
         return rows, newest
     finally:
         db.close()
