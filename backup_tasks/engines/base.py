@@ -156,14 +156,3 @@ def format_row(line_format: str, row: tuple, zone: ZoneInfo) -> str:
         f'"humidity":{two_decimals(humidity)},"setpoint":{two_decimals(setpoint)},'
         f'"pid_output":{plain_number(pid)},"timestamp":"{when}"}}'
     )
-
-
-def _window_sql(start, end, placeholder: str) -> tuple[str, list]:
-    clauses, params = [], []
-    if start is not None:
-        clauses.append(f"timestamp >= {placeholder}")
-        params.append(start)
-    if end is not None:
-        clauses.append(f"timestamp < {placeholder}")
-        params.append(end)
-    return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
