@@ -79,7 +79,9 @@ TARGETS = {
 RSS_TARGET_MB = 100
 WRITER_REFERENCE_TIMEOUT = 60.0
 STALL_TARGET_S = 0.5
-OPERATIONS = ("snapshot", "csv", "json", "status", "cleanup", "writer")
+OPERATIONS = ("snapshot", "csv", "json", "windows", "status", "cleanup", "writer")
+# A window must cost no more than the export of every reading (issue 17).
+WINDOW_TARGET = 1.1
 
 
 @dataclass
@@ -137,10 +139,35 @@ def clear(folder: Path) -> None:
     folder.mkdir(parents=True)
 
 
+def export_sha256(first: Path) -> str:
+    """SHA-256 of an export read as one file: a CSV's _part2, _part3, ... follow without their header.
+
+    A month of readings passes Excel's limit, so its CSV export comes in parts;
+    joined like this it is the one file sqlite3 prints and the admin downloads.
+    """
+    digest = hashlib.sha256()
+    with open(first, "rb") as handle:
+        header = handle.readline()
+        digest.update(header)
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    part = 2
+    while (path := first.with_name(f"{first.stem}_part{part}{first.suffix}")).exists():
+        with open(path, "rb") as handle:
+            if handle.readline() != header:
+                raise SystemExit(f"{path.name} does not start with the header of {first.name}")
+            while block := handle.read(1 << 20):
+                digest.update(block)
+        part += 1
+    return digest.hexdigest()
+
+
 def only_file(folder: Path) -> Path:
-    # The backup itself, not its .sha256 checksum.
+    # The backup itself, not its .sha256 checksum nor a CSV's later parts.
     files = [
-        p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".") and p.suffix != ".sha256"
+        p
+        for p in folder.iterdir()
+        if p.is_file() and not p.name.startswith(".") and p.suffix != ".sha256" and "_part" not in p.name
     ]
     if len(files) != 1:
         raise SystemExit(f"expected one file in {folder}, found {[p.name for p in files]}")
@@ -298,14 +325,19 @@ class Bench:
     def runs(self, size: Size) -> int:
         return self.runs_override or size.runs
 
-    def inprocess(self, operation: str, db: Path, files: int = CLEANUP_FILES) -> Callable[[], Run]:
-        """A step timing one service call inside its own process; start-up not counted."""
+    def inprocess(
+        self, operation: str, db: Path, files: int = CLEANUP_FILES, *options: str, key: str | None = None
+    ) -> Callable[[], Run]:
+        """A step timing one service call inside its own process; start-up not counted.
+
+        The SHA-256 of what it wrote is kept under key (default: the operation).
+        """
         backups = self.scratch / "inprocess"
 
         def step() -> Run:
             clear(backups)
             result = subprocess.run(
-                [self.python, "-m", "bench.inprocess", operation, "1", "--files", str(files)],
+                [self.python, "-m", "bench.inprocess", operation, "1", "--files", str(files), *options],
                 env=self.env(db, backups),
                 cwd=PROJECT,
                 capture_output=True,
@@ -315,8 +347,8 @@ class Bench:
                 raise SystemExit(f"in-process {operation} failed:\n{result.stderr}")
             shutil.rmtree(backups, ignore_errors=True)
             measured = json.loads(result.stdout.splitlines()[-1])
-            self.inprocess_sha256[operation] = measured["sha256"]
-            return Run(measured["times"][0], 0, 0, "")
+            self.inprocess_sha256[key or operation] = measured["sha256"]
+            return Run(measured["times"][0], measured["peak_rss_mb"], 0, "")
 
         return step
 
@@ -398,7 +430,7 @@ class Bench:
             )
             produced = only_file(folder)
             if "ours" not in digests:
-                digests["ours"] = file_sha256(produced)
+                digests["ours"] = export_sha256(produced)
                 if self.keep:
                     self.keep.mkdir(parents=True, exist_ok=True)
                     shutil.copy(produced, self.keep / f"{size.name}.{kind}")
@@ -465,6 +497,142 @@ class Bench:
                 measured["times"],
                 note_peer="its own columns (id, UTC timestamps), not the guide's text",
             )
+
+    def windows(self, kind: str, size: Size, db: Path, rows: int) -> None:
+        """Exports of a window against the full export of the same readings and sqlite3's same WHERE.
+
+        Issue 17's two windows of nearly every reading: --since the first day
+        (every reading) and --until an hour before the last one. The admin's range
+        download of each is timed in one process, as the web server streams it,
+        against the full export in one process.
+        """
+        backups = self.scratch / "backups"
+        folder = backups / f"{kind}_exports"
+        zone = ZoneInfo(ZONE)
+        _, last = edges(db)
+        data_end = datetime.fromisoformat(last[:19]).replace(tzinfo=UTC) + timedelta(seconds=2)
+        hour_before = (data_end - timedelta(hours=1)).astimezone(zone)
+        first_day = datetime.fromisoformat(size.start).replace(tzinfo=zone)
+        day_after = (data_end + timedelta(days=1)).astimezone(zone).replace(hour=0, minute=0, second=0)
+        # name: (--since, --until) in plant time; the admin's form always takes both ends.
+        windows = {
+            "since": ((first_day, None), (first_day, day_after)),
+            "until": ((None, hour_before), (first_day, hour_before)),
+        }
+        digests: dict[str, str] = {}
+
+        def plant(moment: datetime | None) -> str | None:
+            return None if moment is None else moment.strftime("%Y-%m-%d %H:%M:%S")
+
+        def utc(moment: datetime | None) -> str | None:
+            return None if moment is None else moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+        def command(name: str, since: datetime | None, until: datetime | None) -> Callable[[], Run]:
+            args = [
+                *(("--since", plant(since)) if since else ()),
+                *(("--until", plant(until)) if until else ()),
+            ]
+
+            def step() -> Run:
+                clear(backups)
+                run = self.manage(db, backups, "backup_database", "--type", kind, *args).check(
+                    f"backup_database --type {kind} {' '.join(args)}"
+                )
+                digests.setdefault(name, export_sha256(only_file(folder)))
+                shutil.rmtree(backups)
+                return run
+
+            return step
+
+        def reference(name: str, since: datetime | None, until: datetime | None) -> Callable[[], Run]:
+            out = self.scratch / f"reference-{name}.{kind}"
+            if kind == "csv":
+                script = self.scratch / f"reference-{name}.sql"
+                script.write_text(csv_script(db, utc(since), utc(until)), encoding="utf-8")
+                argv, stdin = ["sqlite3", "-batch", str(db)], script
+            else:
+                argv, stdin = ["sqlite3", "-json", str(db), json_query(db, utc(since), utc(until))], None
+
+            def step() -> Run:
+                run = timed(argv, stdin=stdin, stdout=out, cwd=self.scratch).check(f"sqlite3 {kind} {name}")
+                digests.setdefault(f"sqlite3 {name}", file_sha256(out))
+                out.unlink()
+                return run
+
+            return step
+
+        def admin(name: str, since: datetime, until: datetime) -> Callable[[], Run]:
+            options = (
+                "--since",
+                since.strftime("%Y-%m-%dT%H:%M:%S"),
+                "--until",
+                until.strftime("%Y-%m-%dT%H:%M:%S"),
+            )
+            return self.inprocess(f"admin-{kind}", db, CLEANUP_FILES, *options, key=f"admin {name}")
+
+        steps = {"full": command("full", None, None), "full in-process": self.inprocess(kind, db)}
+        for name, (bounds, admin_bounds) in windows.items():
+            steps[name] = command(name, *bounds)
+            steps[f"sqlite3 {name}"] = reference(name, *bounds)
+            steps[f"admin {name}"] = admin(name, *admin_bounds)
+        runs = dict(zip(steps, self.alternate(self.runs(size), *steps.values()), strict=True))
+        digests.update(
+            {key: value for key, value in self.inprocess_sha256.items() if key.startswith("admin ")}
+        )
+
+        reference_label = (
+            "sqlite3 CLI, printf per row, same WHERE" if kind == "csv" else "sqlite3 -json, same WHERE"
+        )
+        for name, (bounds, admin_bounds) in windows.items():
+            window_rows = count_rows(db, utc(bounds[0]), utc(bounds[1]))
+            shown = " ".join(
+                f"--{flag} {plant(moment)}"
+                for flag, moment in zip(("since", "until"), bounds, strict=True)
+                if moment
+            )
+            same_bytes = (
+                {"output_identical_to_full": digests[name] == digests["full"]} if name == "since" else {}
+            )
+            if kind == "csv":
+                same_bytes["reference_output_identical"] = digests[name] == digests[f"sqlite3 {name}"]
+            common = {"window": shown, "full_rows": rows}
+            for operation, ours, full, note in (
+                (f"{kind} {name}", runs[name], runs["full"], "whole processes"),
+                (
+                    f"admin {kind} {name}",
+                    runs[f"admin {name}"],
+                    runs["full in-process"],
+                    f"the admin's download from {plant(admin_bounds[0])} to {plant(admin_bounds[1])},"
+                    " streamed in one process; the full export in one process",
+                ),
+            ):
+                extra = {**common, "note": note}
+                if operation.startswith("admin"):
+                    extra["output_identical_to_command"] = digests[f"admin {name}"] == digests[name]
+                else:
+                    extra.update(same_bytes)
+                result = self.record(
+                    operation,
+                    size,
+                    window_rows,
+                    ours,
+                    f"the full export ({rows:,} readings)",
+                    "full",
+                    full,
+                    **extra,
+                )
+                result["target"] = f"ratio <= {WINDOW_TARGET:g}"
+                result["meets_target"] = result["ratio"] <= WINDOW_TARGET
+                self.record(
+                    operation,
+                    size,
+                    window_rows,
+                    ours,
+                    reference_label,
+                    "sqlite3",
+                    runs[f"sqlite3 {name}"],
+                    **extra,
+                )
 
     def status(self, size: Size, db: Path, rows: int) -> None:
         backups = self.scratch / "backups"
@@ -635,10 +803,17 @@ def checkpoint(db: Path) -> None:
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
+def edges(db: Path) -> tuple[str | None, str | None]:
+    """The first and last reading's UTC text: two lone aggregates, each one step into the index."""
+    with sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True) as conn:
+        first = conn.execute(f"SELECT MIN(timestamp) FROM {TABLE}").fetchone()[0]
+        last = conn.execute(f"SELECT MAX(timestamp) FROM {TABLE}").fetchone()[0]
+    return first, last
+
+
 def offsets(db: Path) -> list[tuple[str | None, str | None, int]]:
     """(first UTC text, end UTC text, offset s): runs of one UTC offset of ZONE over the data."""
-    with sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True) as conn:
-        first, last = conn.execute(f"SELECT MIN(timestamp), MAX(timestamp) FROM {TABLE}").fetchone()
+    first, last = edges(db)
     zone = ZoneInfo(ZONE)
     if first is None:
         return [(None, None, 0)]
@@ -670,30 +845,47 @@ def _where(start: str | None, end: str | None) -> str:
     return f" WHERE {' AND '.join(clauses)}" if clauses else ""
 
 
-def csv_script(db: Path) -> str:
-    """A sqlite3 script printing the guide's CSV: BOM, header, CRLF, plant-zone times."""
+def _clamped(db: Path, start: str | None, end: str | None) -> list[tuple[str | None, str | None, int]]:
+    """The offset runs cut to the window [start, end) (UTC text); runs outside it left out."""
+    runs = []
+    for low, high, offset in offsets(db):
+        low = max(filter(None, (low, start)), default=None)
+        high = min(filter(None, (high, end)), default=None)
+        if low is None or high is None or low < high:
+            runs.append((low, high, offset))
+    return runs
+
+
+def csv_script(db: Path, start: str | None = None, end: str | None = None) -> str:
+    """A sqlite3 script printing the guide's CSV of readings in [start, end): BOM, header, CRLF, plant-zone times."""
     lines = [".mode list", '.separator , "\\r\\n"', f"SELECT char(65279) || '{CSV_HEADER}';"]
-    for start, end, offset in offsets(db):
+    for low, high, offset in _clamped(db, start, end):
         line = CSV_LINE.format(shift=f"{offset:+d} seconds")
-        lines.append(f"SELECT {line} FROM {TABLE}{_where(start, end)} ORDER BY timestamp, id;")
+        lines.append(f"SELECT {line} FROM {TABLE}{_where(low, high)} ORDER BY timestamp, id;")
     return "\n".join(lines) + "\n"
 
 
-def json_query(db: Path) -> str:
-    """The readings for sqlite3 -json, with plant-zone times in one statement."""
+def json_query(db: Path, start: str | None = None, end: str | None = None) -> str:
+    """The readings in [start, end) for sqlite3 -json, with plant-zone times in one statement."""
     segments = offsets(db)
     if len(segments) == 1:
         shift = f"'{segments[0][2]:+d} seconds'"
     else:
         cases = " ".join(
-            f"WHEN timestamp < '{end}' THEN '{offset:+d} seconds'" for _, end, offset in segments[:-1]
+            f"WHEN timestamp < '{boundary}' THEN '{offset:+d} seconds'"
+            for _, boundary, offset in segments[:-1]
         )
         shift = f"CASE {cases} ELSE '{segments[-1][2]:+d} seconds' END"
     return (
         "SELECT water_temperature, air_temperature, humidity, setpoint, pid_output,"
         f" strftime('%Y-%m-%d %H:%M:%S', substr(timestamp, 1, 19), {shift}) AS timestamp"
-        f" FROM {TABLE} ORDER BY timestamp, id;"
+        f" FROM {TABLE}{_where(start, end)} ORDER BY timestamp, id;"
     )
+
+
+def count_rows(db: Path, start: str | None, end: str | None) -> int:
+    with sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True) as conn:
+        return conn.execute(f"SELECT COUNT(*) FROM {TABLE}{_where(start, end)}").fetchone()[0]
 
 
 def status_query() -> str:
@@ -844,6 +1036,9 @@ def main(argv: list[str] | None = None) -> int:
         for kind in ("csv", "json"):
             if kind in only:
                 bench.export(kind, size, db, rows)
+        if "windows" in only:
+            for kind in ("csv", "json"):
+                bench.windows(kind, size, db, rows)
         if "status" in only:
             bench.status(size, db, rows)
         if size is sizes[-1]:

@@ -26,7 +26,16 @@ MEASURED = {
     ("status", "sqlite3"),
     ("cleanup", "find"),
     ("snapshot+writer", "sqlite3"),
+    *(
+        (f"{door}{kind} {window}", reference)
+        for door in ("", "admin ")
+        for kind in ("csv", "json")
+        for window in ("since", "until")
+        for reference in ("full", "sqlite3")
+    ),
 }
+# A day from 00:00 plant time; --until an hour before its last reading leaves out 1,800.
+DAY_ROWS = {"cleanup": 1_000, "until": 43_200 - 1_800}
 RESULT_KEYS = {
     "operation",
     "size",
@@ -79,7 +88,7 @@ def test_every_operation_has_a_numeric_ratio_and_figures(quick_run):
         for key in ("ratio", "ours_s", "reference_s", "rows_per_s", "peak_rss_mb"):
             assert isinstance(result[key], int | float), f"{name}: {key} is {result[key]!r}"
             assert result[key] > 0, f"{name}: {key} is {result[key]!r}"
-        assert result["rows"] == (1_000 if result["operation"] == "cleanup" else 43_200)
+        assert result["rows"] == DAY_ROWS.get(result["operation"].split()[-1], 43_200), name
 
 
 def test_quick_run_prints_the_table(quick_run):
@@ -111,6 +120,26 @@ def test_in_process_services_and_the_sqlite3_reference_write_the_same_bytes(quic
     assert exports[("json", "sqlite3")]["inprocess_output_identical"] is True
     # Like for like: sqlite3's CLI prints exactly our CSV, BOM, CRLF and plant-zone times included.
     assert exports[("csv", "sqlite3")]["reference_output_identical"] is True
+
+
+def test_windowed_exports_write_what_the_full_export_and_sqlite3_write(quick_run):
+    _, report, _ = quick_run
+    windowed = [r for r in report["results"] if r["operation"].endswith(("since", "until"))]
+    assert len(windowed) == 16
+    for result in windowed:
+        name = f"{result['operation']} vs {result['reference_key']}"
+        assert result["full_rows"] == 43_200, name
+        if result["reference_key"] == "full":
+            assert result["target"] == "ratio <= 1.1", name
+            assert isinstance(result["meets_target"], bool), name
+        if result["operation"].startswith("admin"):
+            # The admin's download is byte for byte the command's export of the same readings.
+            assert result["output_identical_to_command"] is True, name
+        if result["operation"] in ("csv since", "json since"):
+            assert result["output_identical_to_full"] is True, name
+        if result["operation"] in ("csv since", "csv until"):
+            assert result["reference_output_identical"] is True, name
+    assert {r["window"] for r in windowed} == {"--since 2025-03-30 00:00:00", "--until 2025-03-31 00:00:00"}
 
 
 def test_cleanup_and_writer_measurements_check_what_happened(quick_run):
