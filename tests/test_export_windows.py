@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.db import connection
 
-from backup_tasks.services import backup as services
 from backup_tasks.engines.sqlite import SQLiteEngine
+from backup_tasks.services import backup as services
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
