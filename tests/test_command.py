@@ -117,8 +117,8 @@ def test_backup_folder_that_cannot_be_created(project, tmp_path):
 
 
 @contextmanager
-def read_only_folder(path: Path):
-    """A folder this process cannot write to, even as root (which ignores mode bits)."""
+def read_only(path: Path):
+    """A file or folder this process cannot write to, even as root (which ignores mode bits)."""
     if os.geteuid() == 0:
         subprocess.run(["chattr", "+i", str(path)], check=True)
         try:
@@ -126,18 +126,19 @@ def read_only_folder(path: Path):
         finally:
             subprocess.run(["chattr", "-i", str(path)], check=True)
     else:
-        path.chmod(0o555)
+        mode = path.stat().st_mode
+        path.chmod(mode & ~0o222)
         try:
             yield
         finally:
-            path.chmod(0o755)
+            path.chmod(mode)
 
 
 def test_backup_folder_that_cannot_be_written(project):
     folder = project.backups / "database"
     folder.mkdir(parents=True)
 
-    with read_only_folder(folder):
+    with read_only(folder):
         result = project.manage("backup_database", "--type", "db")
         assert list(folder.iterdir()) == []
 
@@ -224,28 +225,11 @@ def test_a_failure_is_logged_once(project):
     ]
 
 
-@contextmanager
-def read_only_file(path: Path):
-    """A file this process cannot write to, even as root."""
-    if os.geteuid() == 0:
-        subprocess.run(["chattr", "+i", str(path)], check=True)
-        try:
-            yield
-        finally:
-            subprocess.run(["chattr", "-i", str(path)], check=True)
-    else:
-        path.chmod(0o444)
-        try:
-            yield
-        finally:
-            path.chmod(0o644)
-
-
 def test_a_database_whose_folder_is_read_only_is_explained(project):
     project.backups.mkdir()  # the backups stay writable: only the database's folder is not
     project.manage("check", check=True)  # the secret key is made at install, before the folder is locked
 
-    with read_only_folder(project.root):
+    with read_only(project.root):
         result = project.manage("backup_database", "--type", "db")
 
     assert result.returncode == 1
@@ -258,7 +242,7 @@ def test_a_database_whose_folder_is_read_only_is_explained(project):
 
 
 def test_a_read_only_database_is_backed_up_and_the_log_says_why_no_run_was_recorded(project):
-    with read_only_file(project.db):
+    with read_only(project.db):
         result = project.manage("backup_database", "--type", "db")
 
     assert result.returncode == 0, result.stderr
