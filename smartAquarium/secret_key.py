@@ -12,6 +12,9 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
+# Plain Python, no Django set-up: safe to import while the settings load.
+from backup_tasks.storage.safefile import fsync_dir
+
 # Only with DEBUG on. check --deploy reports it (it is shorter than 50 characters).
 DEVELOPMENT_KEY = "dev-only-insecure-key-change-me-in-production"
 # Keys published in this repository: refused with DEBUG off, wherever they come from.
@@ -118,19 +121,6 @@ def create(path: Path) -> None:
                 f"The secret key file {path} cannot be made ({exc.strerror}): set SECRET_KEY, "
                 "or SECRET_KEY_FILE to a file on a local disk."
             ) from None
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
     finally:
         os.unlink(temporary)
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return  # Windows cannot open a folder; the link is made all the same.
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
