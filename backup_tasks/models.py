@@ -83,6 +83,9 @@ class BackupRun(models.Model):
     error = models.TextField(blank=True)
     details = models.JSONField(default=dict, blank=True)
 
+    # The key in details naming the Celery task that made the run (none from the command line).
+    TASK = "task"
+
     objects = BackupRunQuerySet.as_manager()
 
     class Meta:
@@ -100,6 +103,10 @@ class BackupRun(models.Model):
     @property
     def file_name(self) -> str:
         return self.file.rsplit("/", 1)[-1]
+
+    @property
+    def task_id(self) -> str:
+        return self.details.get(self.TASK, "") if isinstance(self.details, dict) else ""
 
     @property
     def size_text(self) -> str:

@@ -255,6 +255,20 @@ def test_the_task_door_records_runs(worker, backup_dir):
     assert runs() == [("snapshot", "succeeded", "task: Database backup")]
 
 
+def test_each_run_of_a_queued_job_names_its_task(worker, backup_dir):
+    # The dashboard follows the job it queued by this id, not by who started what when.
+    from backup_tasks.models import BackupRun
+
+    add_readings(2)
+    first = tasks.complete_backup.delay()
+    first.get(timeout=30)
+    second = tasks.snapshot_database.delay()
+    second.get(timeout=30)
+
+    named = [(run.kind, run.task_id) for run in BackupRun.objects.order_by("started_at", "id")]
+    assert named == [("snapshot", first.id), ("csv", first.id), ("json", first.id), ("snapshot", second.id)]
+
+
 def test_the_daily_job_still_cleans_up_when_its_backup_fails(worker, backup_dir, settings):
     old = backup_dir / "csv_exports" / "readings_20000101_000000.csv"
     old.parent.mkdir(parents=True)

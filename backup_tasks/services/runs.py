@@ -22,6 +22,7 @@ from backup_tasks.core.errors import BackupError
 from backup_tasks.engines import get_engine
 from backup_tasks.models import BackupRun
 from backup_tasks.storage.log import run_logger
+from backup_tasks.storage.safefile import run_tag
 
 ABANDONED = (
     "Abandoned: the process running it stopped before it finished "
@@ -52,6 +53,11 @@ class Run:
     error: str = ""
     details: dict = field(default_factory=dict)
     duration_s: float = 0.0
+    # The Celery task running this operation ("" from the command line).
+    task_id: str = field(default_factory=run_tag.get)
+
+    def tags(self) -> dict:
+        return {BackupRun.TASK: self.task_id} if self.task_id else {}
 
 
 def _database_ready(alias: str) -> bool:
@@ -94,7 +100,9 @@ def _start(run: Run, alias: str) -> None:
         mark_abandoned_runs(alias=alias)
         mark_dead_runs(alias=alias)
         run.record = BackupRun.objects.using(alias).create(
-            kind=run.kind, trigger=run.trigger[:200], details={PROCESS: processes.this_process()}
+            kind=run.kind,
+            trigger=run.trigger[:200],
+            details={PROCESS: processes.this_process(), **run.tags()},
         )
     except DatabaseError as exc:
         _not_recorded(run, alias, exc)
@@ -113,7 +121,7 @@ def _finish(run: Run, alias: str) -> None:
     record.newest_reading = run.newest_reading
     record.sha256 = run.sha256
     record.error = run.error
-    record.details = run.details
+    record.details = {**run.details, **run.tags()}
     try:
         record.save(using=alias)
     except DatabaseError as exc:
