@@ -485,7 +485,14 @@ def test_the_first_hour_through_serve_sh_in_a_styled_admin(browser: Browser, fir
     health.get_by_role("button", name="Run restore drill now").click()
     expect(page.locator("ul.messagelist li.queued")).to_contain_text("Restore drill queued (task id ")
     page.evaluate("window.sameDocument = true")
-    expect(health).to_have_class("health health-ok", timeout=120_000)
+    try:
+        expect(health).to_have_class("health health-ok", timeout=120_000)
+    except AssertionError:
+        # What the worker did, for whoever reads a failed run.
+        print("Worker log:", (serve.project.backups / "scheduled_backup.log").read_text(), sep="\n")
+        print("serve.sh:", serve.output(), sep="\n")
+        print("Runs on the page:", page.locator("table#runs").inner_html(), "Fetches:", live_fetches)
+        raise
     expect(health).to_contain_text("last runs succeeded")
     expect(health.locator(".next-step")).to_have_count(0)
     assert page.evaluate("window.sameDocument") is True
