@@ -5,6 +5,7 @@ noisy. The figures that count are the full run's, in README's Performance sectio
 """
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -17,9 +18,10 @@ pytestmark = pytest.mark.slow
 
 # (operation, reference) pairs the issue asks for.
 MEASURED = {
+    ("snapshot", "sqlite3+check"),
     ("snapshot", "sqlite3"),
     ("snapshot", "cp"),
-    ("snapshot", "django-dbbackup"),
+    ("snapshot", "django-dbbackup+check"),
     ("csv", "sqlite3"),
     ("csv", "django-import-export"),
     ("json", "sqlite3"),
@@ -61,6 +63,7 @@ def quick_run(tmp_path_factory):
             *("--output", str(root / "latest.json")),
             *("--cache-dir", str(root / "cache")),
             *("--keep-outputs", str(root / "kept")),
+            *("--plot", str(root / "latest.svg")),
         ],
         cwd=root,
         capture_output=True,
@@ -94,7 +97,51 @@ def test_every_operation_has_a_numeric_ratio_and_figures(quick_run):
 def test_quick_run_prints_the_table(quick_run):
     _, _, stdout = quick_run
     assert "operation size ours s in-proc s reference ref s ratio rows/s RSS MB" in stdout
-    assert stdout.count("\nsnapshot ") == 3
+    assert stdout.count("\nsnapshot ") == 4
+
+
+def test_snapshots_are_compared_with_checked_copies(quick_run):
+    _, report, _ = quick_run
+    snapshot = {r["reference_key"]: r for r in report["results"] if r["operation"] == "snapshot"}
+    checked, unchecked = snapshot["sqlite3+check"], snapshot["sqlite3"]
+    assert checked["reference"] == 'sqlite3 DB ".backup OUT" + sqlite3 OUT "PRAGMA integrity_check"'
+    assert checked["target"] == "ratio <= 1.1"
+    assert "target" not in unchecked  # the unchecked copy is shown, not a target any more
+    assert snapshot["django-dbbackup+check"]["target"] == "ratio <= 1"
+    # The same runs of ours against both: the checked reference is the slower one.
+    assert checked["ours_runs_s"] == unchecked["ours_runs_s"]
+    assert checked["reference_s"] > unchecked["reference_s"]
+    status = next(r for r in report["results"] if r["operation"] == "status")
+    assert "target" not in status  # status targets are on a month and a year, not a day
+
+
+def test_the_picture_has_one_bar_per_result_with_its_ratio_and_target(quick_run, tmp_path):
+    root, report, stdout = quick_run
+    svg = (root / "latest.svg").read_text()
+    drawn = re.findall(r'<rect class="(meets|misses|info)" data-ratio="([\d.e+-]+)"', svg)
+    results = [r for r in report["results"] if r["ratio"]]
+    assert [float(ratio) for _, ratio in drawn] == [r["ratio"] for r in results]
+    assert [kind for kind, _ in drawn] == [
+        {None: "info", True: "meets", False: "misses"}[r.get("meets_target")] for r in results
+    ]
+    assert svg.count('<line class="target"') == sum(r.get("target", "").startswith("ratio") for r in results)
+    assert f"Drawn in {root / 'latest.svg'}" in stdout
+    # An earlier run's JSON draws the same picture without measuring again.
+    again = tmp_path / "again.svg"
+    subprocess.run(
+        [
+            sys.executable,
+            str(PROJECT / "bench" / "run.py"),
+            "--plot",
+            str(again),
+            "--from",
+            str(root / "latest.json"),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    assert again.read_text() == svg
 
 
 def test_benchmarked_exports_are_what_backup_database_writes(quick_run, tmp_path):

@@ -170,3 +170,80 @@ def time_ticks(start: datetime, end: datetime) -> list[tuple[datetime, str]]:
         # Step in local wall time, then normalise, so days stay on midnight across DST.
         moment = timezone.make_aware(moment.replace(tzinfo=None) + step, zone)
     return ticks
+
+
+@dataclass
+class Bar:
+    label: str
+    value: float  # a ratio: ours / reference
+    target: float | None = None  # the largest ratio that meets the target
+    meets: bool | None = None  # None: nothing asked of this one
+
+
+BAR_HEIGHT, BAR_LEFT, BAR_WIDTH = 22, 430, 1000
+# For a chart read outside the admin (the benchmark's picture), which has no stylesheet.
+STANDALONE_STYLE = (
+    "<style>text{font:12px sans-serif;fill:#333}.chart-title{font-weight:bold}"
+    ".plot{fill:none;stroke:#ccc}.grid{stroke:#e4e4e4}.one{stroke:#666}.target{stroke:#000;stroke-width:2}"
+    ".meets{fill:#3a8a3a}.misses{fill:#c0392b}.info{fill:#8a9aa8}</style>"
+)
+
+
+def ratio_chart(chart_id: str, title: str, bars: Sequence[Bar], *, standalone: bool = False) -> SafeString:
+    """Horizontal bars of ratios on a logarithmic axis centred on 1 (as fast as the reference).
+
+    Each bar starts at 1: to the left we are faster, to the right slower. A bar's target is a
+    black tick across it; the bar is green when it meets its target, red when not, grey when
+    nothing is asked of it.
+    """
+    values = [b.value for b in bars if b.value > 0] + [b.target for b in bars if b.target]
+    low = 10 ** math.floor(math.log10(min([*values, 1.0])))
+    high = 10 ** math.ceil(math.log10(max([*values, 1.0]) * 1.0001))
+    plot_w = BAR_WIDTH - BAR_LEFT - 40
+    height = TOP + BAR_HEIGHT * len(bars) + BOTTOM + 8
+    width = BAR_WIDTH
+
+    def x(value: float) -> float:
+        return BAR_LEFT + plot_w * (math.log10(value) - math.log10(low)) / (
+            math.log10(high) - math.log10(low)
+        )
+
+    parts = [
+        f'<svg id="{escape(chart_id)}" class="chart" role="img" viewBox="0 0 {width} {height}" '
+        f'width="{width}" height="{height}" xmlns="http://www.w3.org/2000/svg" '
+        f'aria-labelledby="{escape(chart_id)}-title">',
+        STANDALONE_STYLE if standalone else "",
+        f'<title id="{escape(chart_id)}-title">{escape(title)}</title>',
+        f'<text class="chart-title" x="6" y="16">{escape(title)}</text>',
+        f'<rect class="plot" x="{BAR_LEFT}" y="{TOP}" width="{plot_w}" height="{BAR_HEIGHT * len(bars)}"/>',
+    ]
+    bottom = TOP + BAR_HEIGHT * len(bars)
+    tick = low
+    while tick <= high * 1.0001:
+        parts.append(
+            f'<line class="{"one" if tick == 1 else "grid"}" x1="{_number(x(tick))}" x2="{_number(x(tick))}" '
+            f'y1="{TOP}" y2="{bottom}"/><text class="axis" x="{_number(x(tick))}" y="{bottom + 16}" '
+            f'text-anchor="middle">{escape(f"{tick:g}×")}</text>'
+        )
+        tick *= 10
+    parts.append(
+        f'<text class="axis" x="{BAR_LEFT}" y="{bottom + 30}">ours / reference: left of 1× faster, right slower</text>'
+    )
+    for row, bar in enumerate(bars):
+        top = TOP + BAR_HEIGHT * row
+        value = max(bar.value, low)
+        left, right = sorted((x(1.0), x(value)))
+        kind = "info" if bar.meets is None else "meets" if bar.meets else "misses"
+        parts.append(
+            f'<text x="{BAR_LEFT - 6}" y="{top + 15}" text-anchor="end">{escape(bar.label)}</text>'
+            f'<rect class="{kind}" data-ratio="{bar.value:g}" x="{_number(left)}" y="{top + 4}" '
+            f'width="{_number(max(right - left, 1.0))}" height="{BAR_HEIGHT - 8}"/>'
+            f'<text x="{_number(right + 4)}" y="{top + 15}">{escape(f"{bar.value:.2f}×")}</text>'
+        )
+        if bar.target:
+            parts.append(
+                f'<line class="target" x1="{_number(x(bar.target))}" x2="{_number(x(bar.target))}" '
+                f'y1="{top + 1}" y2="{top + BAR_HEIGHT - 1}"/>'
+            )
+    parts.append("</svg>")
+    return mark_safe("".join(parts))
