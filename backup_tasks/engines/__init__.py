@@ -3,10 +3,12 @@
 from django.db import connections
 
 from backup_tasks.engines.base import Engine
+from backup_tasks.engines.postgresql import PostgreSQLEngine
 from backup_tasks.engines.sqlite import SQLiteEngine
 
 ENGINES: dict[str, type[Engine]] = {
     "django.db.backends.sqlite3": SQLiteEngine,
+    "django.db.backends.postgresql": PostgreSQLEngine,
 }
 
 

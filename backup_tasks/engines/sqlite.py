@@ -3,6 +3,7 @@
 import os
 import sqlite3
 import stat
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -255,6 +256,14 @@ class SQLiteEngine(Engine):
                 into.close()
         except sqlite3.Error as exc:
             raise RestoreFailed(str(exc)) from None
+
+    def drill(self, plain: Path) -> Snapshot:
+        scratch = plain.with_name(f".drill_{plain.name}.{int(time.time())}.tmp")
+        try:
+            self.restore_into(plain, scratch)
+            return self.verify_copy(scratch)
+        finally:
+            scratch.unlink(missing_ok=True)
 
     def export_lines(
         self,

@@ -1,0 +1,222 @@
+"""PostgreSQL as the plant's database: snapshots, verification, restore and drills on a real server."""
+
+import hashlib
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PG_FILL_SQL, PgProject
+
+DUMP_RE = re.compile(r"^db_backup_\d{8}_\d{6}\.dump$")
+
+
+def fill(project: PgProject, readings: int) -> None:
+    project.sql(PG_FILL_SQL, [readings - 1])
+
+
+def snapshot(project: PgProject) -> Path:
+    result = project.manage("backup_database", "--type", "db", check=True)
+    [dump] = sorted((project.backups / "database").glob("*.dump"))
+    assert result.returncode == 0
+    return dump
+
+
+def test_snapshot_is_a_checked_custom_dump_with_its_readings(pg_project):
+    fill(pg_project, 1_000)
+    dump = snapshot(pg_project)
+    assert DUMP_RE.match(dump.name)
+    assert pg_project.files() == [f"database/{dump.name}", f"database/{dump.name}.sha256"]
+    assert dump.read_bytes()[:5] == b"PGDMP"
+    sidecar = (dump.parent / f"{dump.name}.sha256").read_text()
+    assert sidecar.split()[0] == hashlib.sha256(dump.read_bytes()).hexdigest()
+    [(rows, newest, sha)] = pg_project.sql(
+        "SELECT rows, newest_reading, sha256 FROM backup_tasks_backuprun WHERE kind = 'snapshot'"
+    )
+    assert rows == 1_000
+    assert newest.isoformat() == "2025-01-01T00:33:18+00:00"
+    assert sha == sidecar.split()[0]
+    listed = subprocess.run(["pg_restore", "--list", str(dump)], capture_output=True, text=True, check=True)
+    assert "TABLE DATA public readings_reading" in listed.stdout
+
+
+def test_password_never_in_argv(pg_project):
+    """pg_dump gets the password from PGPASSWORD: nothing in its command line or the log shows it."""
+    assert pg_project.url.count(":") == 3  # user:password@host:port
+    password = pg_project.url.split(":")[2].split("@")[0]
+    fill(pg_project, 10)
+    snapshot(pg_project)
+    log = (pg_project.backups / "scheduled_backup.log").read_text()
+    assert password not in log
+
+
+def fingerprint(project: PgProject) -> list[tuple]:
+    """Every reading, as stored: what a restore must bring back, or leave alone."""
+    return project.sql(
+        "SELECT id, water_temperature, air_temperature, humidity, setpoint, pid_output, timestamp"
+        " FROM readings_reading ORDER BY id"
+    )
+
+
+def write_sidecar(path: Path) -> None:
+    path.with_name(path.name + ".sha256").write_text(
+        f"{hashlib.sha256(path.read_bytes()).hexdigest()}  {path.name}\n"
+    )
+
+
+def restore(project: PgProject, path: Path, **kwargs):
+    return project.manage("backup_database", "--restore", str(path), "--yes", timeout=120, **kwargs)
+
+
+@pytest.fixture
+def pg_backed_up(pg_project) -> tuple[PgProject, Path]:
+    fill(pg_project, 1_000)
+    return pg_project, snapshot(pg_project)
+
+
+def test_restore_brings_back_deleted_readings(pg_backed_up):
+    project, dump = pg_backed_up
+    original = fingerprint(project)
+    project.sql("DELETE FROM readings_reading WHERE id % 3 = 0")
+    assert len(fingerprint(project)) == 667
+
+    result = restore(project, dump)
+
+    assert result.returncode == 0, result.stderr
+    assert fingerprint(project) == original
+    # The run history stays the live one, with the restore in it; a safety dump came first.
+    kinds = [kind for (kind,) in project.sql("SELECT kind FROM backup_tasks_backuprun ORDER BY id")]
+    assert kinds == ["snapshot", "snapshot", "restore"]
+    assert len(list((project.backups / "database").glob("*.dump"))) == 2
+    # New readings still get ids of their own after the restore.
+    project.sql(
+        "INSERT INTO readings_reading (water_temperature, air_temperature, humidity, setpoint, pid_output,"
+        " timestamp) VALUES (1, 2, 3, 4, 5, now())"
+    )
+    assert len(fingerprint(project)) == 1_001
+
+
+def test_damaged_foreign_and_newer_dumps_are_refused_with_the_live_readings_unchanged(pg_backed_up, tmp_path):
+    project, dump = pg_backed_up
+    project.sql("DELETE FROM readings_reading WHERE id > 900")
+    live = fingerprint(project)
+    data = dump.read_bytes()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+
+    truncated = elsewhere / "truncated.dump"
+    truncated.write_bytes(data[:-1])
+    write_sidecar(truncated)  # a checksum that matches: the dump's own check must find it
+
+    flipped = elsewhere / "flipped.dump"
+    flipped.write_bytes(data)
+    write_sidecar(flipped)
+    middle = len(data) // 2
+    flipped.write_bytes(data[:middle] + bytes([data[middle] ^ 0xFF]) + data[middle + 1 :])
+
+    sqlite_file = elsewhere / "db_backup_20250101_000000.sqlite3"
+    import sqlite3
+
+    with sqlite3.connect(sqlite_file) as db:
+        db.execute("CREATE TABLE readings_reading (id INTEGER PRIMARY KEY)")
+    write_sidecar(sqlite_file)
+
+    other_db = f"{project.name}_other"
+    with __import__("psycopg").connect(f"{project.server}/postgres", autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{other_db}"')
+    other_url = f"{project.server}/{other_db}"
+    with __import__("psycopg").connect(other_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE invoices (id int PRIMARY KEY, total numeric)")
+        conn.execute("INSERT INTO invoices VALUES (1, 9.5)")
+    other = elsewhere / "other.dump"
+    subprocess.run(["pg_dump", "--format=custom", f"--file={other}", other_url], check=True)
+    write_sidecar(other)
+
+    newer_db = f"{project.name}_newer"
+    with __import__("psycopg").connect(f"{project.server}/postgres", autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{newer_db}" TEMPLATE "{project.name}"')
+    newer_url = f"{project.server}/{newer_db}"
+    with __import__("psycopg").connect(newer_url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO django_migrations (app, name, applied) VALUES ('readings', '9999_future', now())"
+        )
+    newer = elsewhere / "newer.dump"
+    subprocess.run(["pg_dump", "--format=custom", f"--file={newer}", newer_url], check=True)
+    write_sidecar(newer)
+    with __import__("psycopg").connect(f"{project.server}/postgres", autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE "{other_db}"')
+        admin.execute(f'DROP DATABASE "{newer_db}"')
+
+    expected = {
+        truncated: f"{truncated} cannot be restored: its data does not read back: ",
+        flipped: f"{flipped} does not match its checksum: the file was damaged or changed after it was "
+        "written. Pick another backup; nothing was restored.",
+        sqlite_file: f"{sqlite_file} cannot be restored: a SQLite database file, not a PostgreSQL dump: this "
+        "installation runs on PostgreSQL (see README, 'Moving a SQLite plant to PostgreSQL'). Nothing was restored.",
+        other: f"{other} cannot be restored: not a smartAquarium database: its table of contents has no "
+        "readings_reading. Nothing was restored.",
+        newer: f"{newer} comes from a newer version of smartAquarium (unknown migrations: readings.9999_future): "
+        "upgrade this installation first. Nothing was restored.",
+    }
+    for path, message in expected.items():
+        result = restore(project, path)
+        assert result.returncode == 1, path
+        [line] = result.stderr.splitlines()
+        assert line.startswith(f"Error: {message}"), line
+        assert fingerprint(project) == live
+    # Nothing was even begun: no safety dump was taken.
+    assert len(list((project.backups / "database").glob("*.dump"))) == 1
+
+
+def test_restore_failing_half_way_leaves_the_live_database_exactly_as_it_was(pg_backed_up):
+    project, dump = pg_backed_up
+    project.sql("DELETE FROM readings_reading WHERE id > 500")
+    # Something of the live database's own that depends on the readings table:
+    # pg_restore --clean drops other tables first, then fails on this one.
+    project.sql("CREATE VIEW warm_readings AS SELECT * FROM readings_reading WHERE water_temperature > 25")
+    tables = project.sql("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1")
+    indexes = project.sql("SELECT indexname FROM pg_indexes WHERE schemaname = 'public' ORDER BY 1")
+    live = fingerprint(project)
+    warm = project.sql("SELECT count(*) FROM warm_readings")
+
+    result = restore(project, dump)
+
+    assert result.returncode == 1
+    assert "The restore failed (pg_restore: " in result.stderr
+    assert "warm_readings" in result.stderr or "depend" in result.stderr, result.stderr
+    assert fingerprint(project) == live
+    assert project.sql("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1") == tables
+    assert project.sql("SELECT indexname FROM pg_indexes WHERE schemaname = 'public' ORDER BY 1") == indexes
+    assert project.sql("SELECT count(*) FROM warm_readings") == warm == [(245,)]
+
+
+def test_restore_refuses_while_another_session_holds_a_lock(pg_backed_up):
+    import psycopg
+
+    project, dump = pg_backed_up
+    live = fingerprint(project)
+    with psycopg.connect(project.url) as holder:
+        holder.execute("SET application_name = 'line-2-reader'")
+        holder.execute("SELECT count(*) FROM readings_reading")  # idle in transaction, lock held
+        pid = holder.info.backend_pid
+        result = restore(project, dump)
+    assert result.returncode == 1
+    [line] = result.stderr.splitlines()
+    assert line.startswith("Error: Other sessions hold locks a restore would wait for, still after 10 s: ")
+    assert f"pid {pid} (smartaquarium, line-2-reader from 127.0.0.1, idle in transaction) holding " in line
+    assert "readings_reading" in line
+    assert fingerprint(project) == live
+
+
+def test_verify_status_and_check_on_postgresql(pg_backed_up):
+    project, dump = pg_backed_up
+    verified = project.manage("backup_database", "--verify", check=True)
+    assert verified.stdout.splitlines() == [
+        f"OK       backups/database/{dump.name}: integrity ok, 1,000 readings",
+        "Verified 1 files: 1 OK.",
+    ]
+    status = project.manage("backup_database", "--status", check=True).stdout
+    assert "  Total Readings: 1,000" in status
+    assert "  Water Temp Range: 24.50°C - 25.49°C" in status
+    assert "  Time: 2025-01-01 00:33:18" in status
