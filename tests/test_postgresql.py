@@ -220,3 +220,83 @@ def test_verify_status_and_check_on_postgresql(pg_backed_up):
     assert "  Total Readings: 1,000" in status
     assert "  Water Temp Range: 24.50°C - 25.49°C" in status
     assert "  Time: 2025-01-01 00:33:18" in status
+
+
+def test_restore_that_meets_a_lock_after_it_began_gives_up_and_changes_nothing(pg_backed_up, monkeypatch):
+    """A session that takes its lock after the check: pg_restore is cancelled, not left waiting forever."""
+    import psycopg
+
+    from backup_tasks.engines.postgresql import PostgreSQLEngine
+    from backup_tasks.engines.base import RestoreFailed
+
+    project, dump = pg_backed_up
+    project.sql("DELETE FROM readings_reading WHERE id > 10")
+    live = fingerprint(project)
+    host, port = project.server.rsplit("@", 1)[1].split(":")
+    user, password = project.server.split("//", 1)[1].split("@")[0].split(":")
+    engine = PostgreSQLEngine(
+        "default",
+        {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": project.name,
+            "USER": user,
+            "PASSWORD": password,
+            "HOST": host,
+            "PORT": port,
+        },
+    )
+    monkeypatch.setattr("backup_tasks.engines.postgresql.LOCK_WAIT_S", 1.0)
+    with psycopg.connect(project.url) as holder:
+        holder.execute("SELECT count(*) FROM readings_reading")
+        pid = holder.info.backend_pid
+        with pytest.raises(RestoreFailed) as failed:
+            engine.restore_into(dump)
+    assert str(failed.value) == (
+        f"it waited more than 1 s for locks held by pid {pid} and was cancelled; nothing was changed"
+    )
+    assert fingerprint(project) == live
+
+
+def scratch_databases(project: PgProject) -> list[tuple]:
+    return project.sql("SELECT datname FROM pg_database WHERE datname LIKE %s", [f"{project.name}_drill_%"])
+
+
+def test_drill_passes_on_a_good_dump_fails_on_a_damaged_one_and_leaves_no_scratch_database(pg_backed_up):
+    project, dump = pg_backed_up
+    result = project.manage("backup_database", "--drill", check=True)
+    assert f"{dump.name}" in result.stdout
+    assert "1,000" in result.stdout
+    assert scratch_databases(project) == []
+    [(status, rows)] = project.sql("SELECT status, rows FROM backup_tasks_backuprun WHERE kind = 'drill'")
+    assert (status, rows) == ("succeeded", 1_000)
+
+    dump.write_bytes(dump.read_bytes()[:-1])
+    write_sidecar(dump)  # damaged, yet its checksum matches: the drill itself must see it
+    failed = project.manage("backup_database", "--drill")
+    assert failed.returncode == 1
+    assert failed.stderr.startswith(f"Error: {dump} cannot be restored: its data does not read back: ")
+    assert scratch_databases(project) == []
+
+
+def test_drill_says_which_grant_is_missing(pg_backed_up):
+    project, dump = pg_backed_up
+    project.sql("CREATE ROLE plant_operator LOGIN PASSWORD 'op-pw' NOCREATEDB")
+    project.sql("GRANT ALL ON ALL TABLES IN SCHEMA public TO plant_operator")
+    project.sql("GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO plant_operator")
+    try:
+        operator_url = project.url.replace(
+            project.server.split("//")[1].split("@")[0], "plant_operator:op-pw"
+        )
+        env = {**project.env, "DATABASE_URL": operator_url}
+        result = project.manage("backup_database", "--drill", env=env)
+        assert result.returncode == 1
+        assert result.stderr.startswith(
+            f"Error: The drill could not restore {dump.name}: the role plant_operator may not create the "
+            f"scratch database {project.name}_drill_"
+        )
+        assert "grant it with 'ALTER ROLE plant_operator CREATEDB' (as a superuser)" in result.stderr
+        assert scratch_databases(project) == []
+    finally:
+        project.sql("REASSIGN OWNED BY plant_operator TO CURRENT_USER")
+        project.sql("DROP OWNED BY plant_operator")
+        project.sql("DROP ROLE plant_operator")

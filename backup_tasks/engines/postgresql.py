@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -383,10 +384,7 @@ class PostgreSQLEngine(Engine):
                 listing = source.with_name(f".{source.name}.{os.getpid()}.list.tmp")
                 listing.write_text("\n".join(kept) + "\n")
                 args.append(f"--use-list={listing}")
-            # A lock that is not granted at once fails the restore (and rolls it
-            # back) instead of waiting behind a session forever.
-            env = self.tool_env(database, PGOPTIONS=f"-c lock_timeout={int(LOCK_WAIT_S * 1000)}")
-            restored = self._run_tool([*args, f"--dbname={database}", source], what="restore", env=env)
+            restored = self._watched_restore([*args, f"--dbname={database}", source], database)
         except DamagedCopy as exc:
             raise RestoreFailed(str(exc)) from None
         finally:
@@ -394,6 +392,53 @@ class PostgreSQLEngine(Engine):
                 listing.unlink(missing_ok=True)
         if restored.returncode != 0:
             raise RestoreFailed(f"pg_restore: {_restore_error(restored.stderr)}")
+
+    def _watched_restore(self, args: list, database: str) -> subprocess.CompletedProcess:
+        """Run pg_restore; cancel it when it waits for another session's lock longer than LOCK_WAIT_S.
+
+        A dump sets lock_timeout = 0 itself, so the server's setting cannot bound
+        the wait: its session is watched instead. Cancelled, its one transaction
+        rolls back and the database stays as it was.
+        """
+        tag = f"smartaquarium-restore-{os.getpid()}-{time.monotonic_ns()}"
+        process = subprocess.Popen(
+            [str(arg) for arg in args],
+            env=self.tool_env(database, PGAPPNAME=tag),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        blockers: list[str] = []
+        waiting_since = None
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            output = pool.submit(process.communicate)
+            watcher = self.connect(autocommit=True)
+            try:
+                while process.poll() is None:
+                    row = watcher.execute(
+                        "SELECT pid, pg_blocking_pids(pid) FROM pg_stat_activity"
+                        " WHERE application_name = %s AND wait_event_type = 'Lock'",
+                        [tag],
+                    ).fetchone()
+                    if row is None:
+                        waiting_since = None
+                    elif waiting_since is None:
+                        waiting_since = time.monotonic()
+                    elif time.monotonic() - waiting_since > LOCK_WAIT_S:
+                        blockers = [f"pid {pid}" for pid in row[1]]
+                        watcher.execute("SELECT pg_cancel_backend(%s)", [row[0]])
+                        break
+                    time.sleep(0.2)
+            finally:
+                watcher.close()
+            stdout, stderr = output.result()
+        if blockers:
+            raise RestoreFailed(
+                f"it waited more than {LOCK_WAIT_S:g} s for locks held by {', '.join(blockers)} and was "
+                "cancelled; nothing was changed"
+            )
+        return subprocess.CompletedProcess(args, process.returncode, stdout, stderr)
 
     def drill(self, plain: Path) -> Snapshot:
         scratch = f"{self.database}_drill_{datetime.now(UTC).strftime('%Y%m%d_%H%M%S')}_{os.getpid()}"[:63]
