@@ -226,8 +226,8 @@ def test_restore_that_meets_a_lock_after_it_began_gives_up_and_changes_nothing(p
     """A session that takes its lock after the check: pg_restore is cancelled, not left waiting forever."""
     import psycopg
 
-    from backup_tasks.engines.postgresql import PostgreSQLEngine
     from backup_tasks.engines.base import RestoreFailed
+    from backup_tasks.engines.postgresql import PostgreSQLEngine
 
     project, dump = pg_backed_up
     project.sql("DELETE FROM readings_reading WHERE id > 10")
