@@ -499,7 +499,7 @@ class PostgreSQLEngine(Engine):
             table = Reading._meta.db_table
             if count is not None:
                 count(conn.execute(f"SELECT count(*) FROM {table}{where}", params).fetchone()[0])
-            query = conn.cursor().mogrify(
+            query = psycopg.ClientCursor(conn).mogrify(
                 f"SELECT {LINE_SQL[line_format]} FROM {table}{where} ORDER BY timestamp, id", params
             )
             with conn.cursor().copy(f"COPY ({query}) TO STDOUT") as copy:
