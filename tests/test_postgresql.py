@@ -300,3 +300,46 @@ def test_drill_says_which_grant_is_missing(pg_backed_up):
         project.sql("REASSIGN OWNED BY plant_operator TO CURRENT_USER")
         project.sql("DROP OWNED BY plant_operator")
         project.sql("DROP ROLE plant_operator")
+
+
+PAGES = """
+import json
+from django.contrib.auth.models import User
+from django.test import Client
+client = Client()
+client.force_login(User.objects.create_superuser("root", password=None))
+out = {}
+for url in ("/admin/backups/", "/admin/backups/status/", "/admin/backups/live/", "/admin/readings/reading/",
+            "/admin/readings/reading/?timestamp__year=2025&timestamp__month=1"):
+    response = client.get(url, HTTP_HOST="localhost")
+    out[url] = [response.status_code, response.content.decode()]
+print(json.dumps(out))
+"""
+
+
+def test_dashboard_status_and_readings_pages_on_postgresql(pg_backed_up):
+    import json
+
+    project, dump = pg_backed_up
+    shown = json.loads(project.manage("shell", "-c", PAGES, check=True).stdout.splitlines()[-1])
+    for url, (status, _) in shown.items():
+        assert status == 200, url
+    status_page = shown["/admin/backups/status/"][1]
+    assert "1,000" in status_page
+    assert dump.name in shown["/admin/backups/"][1] or "Database backup" in shown["/admin/backups/"][1]
+    assert (
+        "1000 readings" in shown["/admin/readings/reading/"][1]
+        or "1,000" in shown["/admin/readings/reading/"][1]
+    )
+
+
+def test_system_check_fails_when_pg_dump_and_pg_restore_are_missing(monkeypatch, tmp_path):
+    from backup_tasks.engines.postgresql import PostgreSQLEngine
+
+    # No PostgreSQL client here: an empty folder for Debian's versioned one, and nothing on PATH.
+    monkeypatch.setattr("backup_tasks.engines.postgresql.VERSIONED_BIN", tmp_path)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    engine = PostgreSQLEngine("default", {"ENGINE": "django.db.backends.postgresql", "NAME": "plant"})
+    assert engine.missing_tools() == ["pg_dump", "pg_restore"]
+    with pytest.raises(Exception, match=r"^pg_dump is missing: install the PostgreSQL client tools"):
+        engine.tool("pg_dump")
