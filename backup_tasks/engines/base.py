@@ -133,6 +133,20 @@ class Engine:
         """Other sessions whose locks would make a restore into the live database wait, in words."""
         return []
 
+    def readings_rows(self, chunk: int = 50_000) -> Iterator[bytes]:
+        """Every reading as CSV rows (id, the five values exactly, UTC time stamp), oldest id first."""
+        raise self._unsupported("Moving the readings out")
+
+    def load_readings(self, rows: Iterator[bytes]) -> int:
+        """Stream readings_rows() of another database into this one's empty readings table.
+
+        Runs in the ORM connection's current transaction; returns how many were loaded.
+        """
+        raise BackupError(
+            f"Moving readings into {self.settings_dict['ENGINE']} is not supported: set DATABASE_URL to "
+            "the PostgreSQL database to move to."
+        )
+
     def export_lines(
         self,
         line_format: str,

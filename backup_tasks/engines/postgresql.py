@@ -471,6 +471,26 @@ class PostgreSQLEngine(Engine):
         finally:
             admin.close()
 
+    def load_readings(self, rows: Iterator[bytes]) -> int:
+        """COPY ... FROM STDIN in the ORM connection's transaction, then the id sequence past the last id."""
+        table = Reading._meta.db_table
+        columns = "id, water_temperature, air_temperature, humidity, setpoint, pid_output, timestamp"
+        with connections[self.alias].cursor() as wrapper:
+            cursor = wrapper.cursor  # psycopg's own, in the same transaction
+            if cursor.execute(f"SELECT EXISTS (SELECT 1 FROM {table})").fetchone()[0]:
+                raise errors.BackupError(
+                    f"The PostgreSQL {self.where()} already holds readings: move into a new, migrated "
+                    "database. Nothing was moved."
+                )
+            with cursor.copy(f"COPY {table} ({columns}) FROM STDIN WITH (FORMAT csv)") as copy:
+                for block in rows:
+                    copy.write(block)
+            cursor.execute(
+                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), coalesce(max(id), 0) + 1, false)"
+                f" FROM {table}"
+            )
+            return cursor.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+
     # -- exports --------------------------------------------------------------
 
     def export_lines(
