@@ -343,3 +343,55 @@ def test_system_check_fails_when_pg_dump_and_pg_restore_are_missing(monkeypatch,
     assert engine.missing_tools() == ["pg_dump", "pg_restore"]
     with pytest.raises(Exception, match=r"^pg_dump is missing: install the PostgreSQL client tools"):
         engine.tool("pg_dump")
+
+
+def test_a_postgresql_dump_given_to_a_sqlite_installation_is_refused(pg_backed_up, project):
+    _, dump = pg_backed_up
+    given = project.root / dump.name
+    given.write_bytes(dump.read_bytes())
+    write_sidecar(given)
+    result = project.manage("backup_database", "--restore", str(given), "--yes")
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"Error: {given} cannot be restored: a PostgreSQL dump, not a SQLite database: this installation runs "
+        "on SQLite (restore it with DATABASE_URL set to a PostgreSQL database). Nothing was restored.\n"
+    )
+
+
+def pg_engine(project: PgProject):
+    from backup_tasks.engines.postgresql import PostgreSQLEngine
+
+    user, password = project.server.split("//", 1)[1].split("@")[0].split(":")
+    host, port = project.server.rsplit("@", 1)[1].split(":")
+    return PostgreSQLEngine(
+        "default",
+        {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": project.name,
+            "USER": user,
+            "PASSWORD": password,
+            "HOST": host,
+            "PORT": port,
+        },
+    )
+
+
+def test_a_pg_dump_older_than_the_server_is_named_in_one_line(pg_project, monkeypatch, tmp_path):
+    from backup_tasks.core.errors import BackupError
+
+    # Stand-in: an old client cannot be installed beside the new one here. It
+    # answers --version as PostgreSQL 9.6's pg_dump does.
+    folder = tmp_path / "9" / "bin"
+    folder.mkdir(parents=True)
+    (folder / "pg_dump").write_text("#!/bin/sh\necho 'pg_dump (PostgreSQL) 9.6.24'\n")
+    (folder / "pg_dump").chmod(0o755)
+    monkeypatch.setattr("backup_tasks.engines.postgresql.VERSIONED_BIN", tmp_path)
+    engine = pg_engine(pg_project)
+    server = engine.connect().info.server_version // 10000
+    with pytest.raises(BackupError) as refused:
+        engine.snapshot(tmp_path / "out.dump")
+    assert str(refused.value) == (
+        f"pg_dump 9 is older than the PostgreSQL {server} server: install postgresql-client-{server} "
+        "(pg_dump must be at least the server's version)."
+    )
+    assert not (tmp_path / "out.dump").exists()

@@ -200,8 +200,14 @@ class SQLiteEngine(Engine):
 
     def verify_copy(self, path: Path) -> Snapshot:
         with path.open("rb") as handle:
-            if handle.read(len(HEADER)) != HEADER:
-                raise DamagedCopy("not a SQLite database")
+            header = handle.read(len(HEADER))
+        if header.startswith(b"PGDMP"):
+            raise DamagedCopy(
+                "a PostgreSQL dump, not a SQLite database: this installation runs on SQLite "
+                "(restore it with DATABASE_URL set to a PostgreSQL database)"
+            )
+        if header != HEADER:
+            raise DamagedCopy("not a SQLite database")
         try:
             db = _open_copy(path)
             try:
