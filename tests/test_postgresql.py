@@ -220,6 +220,12 @@ def test_verify_status_and_check_on_postgresql(pg_backed_up):
     assert "  Total Readings: 1,000" in status
     assert "  Water Temp Range: 24.50°C - 25.49°C" in status
     assert "  Time: 2025-01-01 00:33:18" in status
+    project.manage("backup_database", "--drill", check=True)
+    checked = project.manage("backup_database", "--check")
+    assert checked.stdout.startswith(f"BACKUP OK - newest verified snapshot {dump.name} is 0.0 h old"), (
+        checked.stdout
+    )
+    assert checked.returncode == 0
 
 
 def test_restore_that_meets_a_lock_after_it_began_gives_up_and_changes_nothing(pg_backed_up, monkeypatch):

@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -381,8 +382,11 @@ class PostgreSQLEngine(Engine):
                     for line in toc.splitlines()
                     if not any(re.search(rf"\b{re.escape(table)}", line) for table in keep_tables)
                 ]
-                listing = source.with_name(f".{source.name}.{os.getpid()}.list.tmp")
-                listing.write_text("\n".join(kept) + "\n")
+                # In the system's temporary folder: the dump's own may be read-only (a USB copy).
+                handle, name = tempfile.mkstemp(prefix="smartaquarium-restore-", suffix=".list")
+                listing = Path(name)
+                with os.fdopen(handle, "w") as out:
+                    out.write("\n".join(kept) + "\n")
                 args.append(f"--use-list={listing}")
             restored = self._watched_restore([*args, f"--dbname={database}", source], database)
         except DamagedCopy as exc:
