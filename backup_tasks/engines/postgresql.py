@@ -527,15 +527,20 @@ class PostgreSQLEngine(Engine):
                 f"SELECT {LINE_SQL[line_format]} FROM {table}{where} ORDER BY timestamp, id", params
             )
             with conn.cursor().copy(f"COPY ({query}) TO STDOUT") as copy:
-                pending = b""
+                # psycopg hands over a row at a time: gathered in a bytearray
+                # (appending is amortised), cut into lines a chunk at a time,
+                # always at the end of a line.
+                pending, blocks = bytearray(), 0
                 for block in copy:
-                    pending += bytes(block)
-                    if len(pending) < 1 << 16 and pending.count(b"\n") < chunk:
-                        continue
-                    head, _, pending = pending.rpartition(b"\n")
-                    if head:
-                        yield head.decode().split("\n")
-                if pending.strip():
+                    pending += block
+                    blocks += 1
+                    if blocks >= chunk:
+                        cut = pending.rfind(b"\n") + 1
+                        if cut:
+                            yield pending[:cut].decode().split("\n")[:-1]
+                            del pending[:cut]
+                        blocks = 0
+                if pending:
                     yield pending.decode().rstrip("\n").split("\n")
         except psycopg.Error as exc:
             raise errors.BackupError(
