@@ -4,6 +4,8 @@ The client tools run as subprocesses with an argument list; the password goes
 to them in PGPASSWORD, never in argv.
 """
 
+import contextlib
+import hashlib
 import os
 import re
 import shutil
@@ -21,7 +23,6 @@ from django.db import connections
 
 from backup_tasks.core import errors
 from backup_tasks.engines.base import DamagedCopy, Engine, RestoreFailed, Snapshot
-from backup_tasks.storage.checksums import file_sha256
 from readings.models import Reading
 
 MAGIC = b"PGDMP"  # pg_dump's custom format
@@ -234,25 +235,86 @@ class PostgreSQLEngine(Engine):
                 raise errors.CorruptDatabase(
                     f"The PostgreSQL {self.where()} has no readings table: run 'python manage.py migrate'."
                 ) from None
-            dumped = self._run_tool(
-                [pg_dump, "--format=custom", f"--snapshot={exported}", "--no-password", f"--file={target}"],
-                what="snapshot",
+            digest = self._dump_and_read(
+                [pg_dump, "--format=custom", f"--snapshot={exported}", "--no-password"], target
             )
             conn.rollback()
         finally:
             conn.close()
-        if dumped.returncode != 0:
-            raise self._tool_failed("pg_dump", dumped.stderr, target)
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            digest = pool.submit(file_sha256, target) if with_sha256 else None
+        try:
+            self._check_toc(self._toc(target))
+        except DamagedCopy as exc:
+            raise errors.CopyFailed(
+                f"The snapshot of the PostgreSQL {self.where()} failed its check ({exc}): "
+                "run the snapshot again. Earlier backups were not touched."
+            ) from None
+        return Snapshot(rows, newest, digest if with_sha256 else None)
+
+    def _dump_and_read(self, dump_args: list, target: Path) -> str:
+        """pg_dump into target while pg_restore -f /dev/null reads every byte of the same stream.
+
+        The bytes written, hashed and read back are the same bytes, taken from
+        pg_dump's output in one pass: the full read costs no second pass over
+        the file, and runs on the other core while pg_dump works. Returns the
+        SHA-256 of the file.
+        """
+        digest = hashlib.sha256()
+        env = self.tool_env()
+        with tempfile.TemporaryFile() as dump_err, tempfile.TemporaryFile() as read_err:
+            dumper = subprocess.Popen(
+                [str(arg) for arg in dump_args],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=dump_err,
+            )
+            reader = subprocess.Popen(
+                [str(self.tool("pg_restore")), "--file=/dev/null"],
+                env=env,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=read_err,
+            )
+            feeding = True
             try:
-                self._check_dump(target)
-            except DamagedCopy as exc:
-                raise errors.CopyFailed(
-                    f"The snapshot of the PostgreSQL {self.where()} failed its check ({exc}): "
-                    "run the snapshot again. Earlier backups were not touched."
+                with target.open("wb") as out:
+                    while block := dumper.stdout.read(1 << 20):
+                        out.write(block)
+                        digest.update(block)
+                        if feeding:
+                            try:
+                                reader.stdin.write(block)
+                            except BrokenPipeError:
+                                feeding = False  # it stopped early: its exit status says why
+            except OSError as exc:
+                dumper.kill()
+                reader.kill()
+                raise errors.DiskFull(
+                    f"Could not write the snapshot in {target.parent} ({exc.strerror}): free up space on the "
+                    "backup disk or run 'python manage.py backup_database --cleanup'."
                 ) from None
-            return Snapshot(rows, newest, digest.result() if digest else None)
+            finally:
+                dumper.stdout.close()
+                with contextlib.suppress(BrokenPipeError):
+                    reader.stdin.close()
+                dumper.wait()
+                reader.wait()
+            if dumper.returncode != 0:
+                dump_err.seek(0)
+                raise self._tool_failed("pg_dump", dump_err.read().decode(errors="replace"), target)
+            if reader.returncode != 0:
+                read_err.seek(0)
+                raise errors.CopyFailed(
+                    f"The snapshot of the PostgreSQL {self.where()} failed its check (its data does not read "
+                    f"back: {_last_line(read_err.read().decode(errors='replace'))}): run the snapshot again. "
+                    "Earlier backups were not touched."
+                )
+        return digest.hexdigest()
+
+    def _check_toc(self, toc: str) -> None:
+        for table in NEEDED_TABLES:
+            if not re.search(rf"^\d+; \d+ \d+ TABLE DATA \S+ {table} ", toc, re.MULTILINE):
+                raise DamagedCopy(f"not a smartAquarium database: its table of contents has no {table}")
 
     def _tool_failed(self, name: str, stderr: str, target: Path | None = None) -> errors.BackupError:
         message = _last_line(stderr)
@@ -279,22 +341,9 @@ class PostgreSQLEngine(Engine):
             raise DamagedCopy(f"pg_restore cannot read its table of contents: {_last_line(listed.stderr)}")
         return listed.stdout
 
-    def _check_dump(self, path: Path) -> None:
-        """The table of contents parses and holds our tables, and all of its data reads back."""
-        toc = self._toc(path)
-        for table in NEEDED_TABLES:
-            if not re.search(rf"^\d+; \d+ \d+ TABLE DATA \S+ {table} ", toc, re.MULTILINE):
-                raise DamagedCopy(f"not a smartAquarium database: its table of contents has no {table}")
-        read = self._run_tool([self.tool("pg_restore"), "--file=/dev/null", path], what="check")
-        if read.returncode != 0:
-            raise DamagedCopy(f"its data does not read back: {_last_line(read.stderr)}")
-
     def verify_copy(self, path: Path) -> Snapshot:
         """The whole dump read by pg_restore, its readings counted on the way."""
-        toc = self._toc(path)
-        for table in NEEDED_TABLES:
-            if not re.search(rf"^\d+; \d+ \d+ TABLE DATA \S+ {table} ", toc, re.MULTILINE):
-                raise DamagedCopy(f"not a smartAquarium database: its table of contents has no {table}")
+        self._check_toc(self._toc(path))
         process = subprocess.Popen(
             [str(self.tool("pg_restore")), "--file=-", str(path)],
             env=self.tool_env(),
