@@ -401,3 +401,20 @@ def test_a_pg_dump_older_than_the_server_is_named_in_one_line(pg_project, monkey
         "(pg_dump must be at least the server's version)."
     )
     assert not (tmp_path / "out.dump").exists()
+
+
+def test_a_compressed_dump_is_verified_and_restored(pg_project):
+    fill(pg_project, 300)
+    pg_project.manage("backup_database", "--type", "db", "--compress", "zstd", check=True)
+    [dump] = sorted((pg_project.backups / "database").glob("*.dump.zst"))
+    assert DUMP_RE.match(dump.name.removesuffix(".zst"))
+    verified = pg_project.manage("backup_database", "--verify", str(dump), check=True)
+    assert (
+        verified.stdout.splitlines()[0]
+        == f"OK       backups/database/{dump.name}: integrity ok, 300 readings"
+    )
+    original = fingerprint(pg_project)
+    pg_project.sql("DELETE FROM readings_reading")
+    restored = restore(pg_project, dump)
+    assert restored.returncode == 0, restored.stderr
+    assert fingerprint(pg_project) == original
