@@ -128,7 +128,7 @@ class PostgreSQLEngine(Engine):
     def tool_env(self, database: str | None = None, **extra: str) -> dict[str, str]:
         """The environment of pg_dump and pg_restore: where to connect, and the password (never argv)."""
         params = self._params(database)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+        env = dict(os.environ)  # PGPASSFILE and the like of the installation stay
         names = {
             "dbname": "PGDATABASE",
             "user": "PGUSER",
