@@ -21,9 +21,10 @@ def test_worker_with_beat_backs_up_postgresql(pg_project, celery_app, celery_pro
     worker = celery_processes(project, celery_app.conf.broker_url, "-B", BACKUP_EXPORT_LAG="0").start()
 
     def one_backup_done() -> bool:
-        return bool(list(project.backups.glob("json_exports/readings_*.json"))) and not list(
-            project.backups.glob("*/.*")
-        )
+        """A complete backup recorded: its JSON export, the last of the three, succeeded."""
+        return project.sql(
+            "SELECT count(*) FROM backup_tasks_backuprun WHERE kind = 'json' AND status = 'succeeded'"
+        ) != [(0,)]
 
     wait_until(one_backup_done, timeout=60, what="a scheduled complete backup")
     worker.stop()
