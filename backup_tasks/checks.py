@@ -37,6 +37,25 @@ def check_database_sharing(app_configs=None, **kwargs):
 
 
 @register()
+def check_database_tools(app_configs=None, **kwargs):
+    """The dump and restore programs a database's snapshots need (PostgreSQL: pg_dump, pg_restore)."""
+    errors = []
+    for alias in connections:
+        engine = get_engine(alias)
+        missing = engine.missing_tools()
+        if missing:
+            errors.append(
+                Error(
+                    f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing: database "
+                    f"snapshots, restores and drills of '{alias}' cannot run.",
+                    hint=engine.tools_hint,
+                    id="backup_tasks.E004",
+                )
+            )
+    return errors
+
+
+@register()
 def check_compression(app_configs=None, **kwargs):
     method = conf.compression()
     if method not in SUFFIXES:

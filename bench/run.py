@@ -78,6 +78,10 @@ TARGETS = {
     ("csv", "sqlite3"): 1.2,
     ("json", "sqlite3"): 1.0,
     ("csv", "django-import-export"): 1.0,
+    # PostgreSQL (--postgres): the server's own tools.
+    ("pg_snapshot", "pg_dump"): 1.1,
+    ("pg_csv", "psql"): 1.2,
+    ("pg_json", "psql"): 1.0,
 }
 # Targets on one size only, and on which ratio: Django's start-up is longer than the status
 # query at a month, so there the service is compared in-process (issue 15).
@@ -97,7 +101,7 @@ def target_for(operation: str, reference_key: str, size: str) -> tuple[str, floa
 RSS_TARGET_MB = 100
 WRITER_REFERENCE_TIMEOUT = 60.0
 STALL_TARGET_S = 0.5
-OPERATIONS = ("snapshot", "csv", "json", "windows", "status", "cleanup", "writer")
+OPERATIONS = ("snapshot", "csv", "json", "windows", "status", "cleanup", "writer", "postgresql")
 # A window must cost no more than the export of every reading (issue 17).
 WINDOW_TARGET = 1.1
 
@@ -855,6 +859,103 @@ class Bench:
         result["target"] = f"0 failed inserts, longest stall < {STALL_TARGET_S:g} s"
         result["meets_target"] = failed == 0 and stall < STALL_TARGET_S
 
+    def postgresql(self, size: Size, db: Path, rows: int, server: str) -> None:
+        """The same readings in a PostgreSQL database of their own, against pg_dump and psql.
+
+        server is postgres://user:password@host:port of a role that may create
+        databases; the password reaches psql and pg_dump in PGPASSWORD only.
+        """
+        import psycopg
+
+        name = f"smartaquarium_bench_{size.name}"
+        url = f"{server.rstrip('/')}/{name}"
+        with psycopg.connect(f"{server.rstrip('/')}/postgres", autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            admin.execute(f'CREATE DATABASE "{name}"')
+        backups = self.scratch / "backups"
+        env = {**self.env(db, backups), "DATABASE_URL": url}
+        tools = {**env, **libpq_env(url)}
+        manage = [self.python, str(PROJECT / "manage.py")]
+        print(f"Moving {rows:,} readings into PostgreSQL {name}...", flush=True)
+        timed([*manage, "migrate", "--noinput"], env=env, cwd=self.scratch).check("migrate")
+        timed([*manage, "move_to_postgresql", str(db)], env=env, cwd=self.scratch).check("move_to_postgresql")
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f"VACUUM ANALYZE {TABLE}")
+        shown = subprocess.run(
+            [*manage, "shell", "-c", PG_LINE_SQL_SCRIPT],
+            env=env,
+            cwd=self.scratch,
+            capture_output=True,
+            text=True,
+        )
+        line_sql = json.loads(shown.stdout.splitlines()[-1])
+
+        def ours(kind: str) -> Callable[[], Run]:
+            def step() -> Run:
+                clear(backups)
+                run = timed([*manage, "backup_database", "--type", kind], env=env, cwd=self.scratch)
+                shutil.rmtree(backups, ignore_errors=True)
+                return run.check(f"backup_database --type {kind} on PostgreSQL")
+
+            return step
+
+        dump = self.scratch / "reference.dump"
+
+        def dump_and_read() -> Run:
+            dumped = timed(
+                [pg_tool("pg_dump"), "--format=custom", f"--file={dump}"], env=tools, cwd=self.scratch
+            ).check("pg_dump")
+            read = timed([pg_tool("pg_restore"), "--file=/dev/null", str(dump)], env=tools).check(
+                "pg_restore"
+            )
+            dump.unlink()
+            return Run(dumped.seconds + read.seconds, max(dumped.rss_mb, read.rss_mb), 0, "")
+
+        out = self.scratch / "reference.txt"
+
+        def psql_copy(select: str) -> Callable[[], Run]:
+            argv = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", "SET extra_float_digits = 0"]
+            argv += ["-c", f"\\copy ({select}) TO STDOUT"]
+
+            def step() -> Run:
+                run = timed(argv, env=tools, stdout=out, cwd=self.scratch).check("psql \\copy")
+                out.unlink()
+                return run
+
+            return step
+
+        zone = f"'{ZONE}'"
+        order = f" FROM {TABLE} ORDER BY timestamp, id"
+        csv_select = line_sql["csv"].replace("%(zone)s", zone) + order
+        json_select = (
+            "json_build_object('water_temperature', round(water_temperature::numeric, 2), 'air_temperature',"
+            " round(air_temperature::numeric, 2), 'humidity', round(humidity::numeric, 2), 'setpoint',"
+            " round(setpoint::numeric, 2), 'pid_output', pid_output, 'timestamp',"
+            f" to_char(timestamp AT TIME ZONE {zone}, 'YYYY-MM-DD HH24:MI:SS')){order}"
+        )
+        n = self.runs(size)
+        for operation, reference, key, label, step in (
+            ("pg_snapshot", dump_and_read, "pg_dump", "pg_dump -Fc + pg_restore -f /dev/null", ours("db")),
+            (
+                "pg_csv",
+                psql_copy(f"SELECT {csv_select}"),
+                "psql",
+                "psql \\copy, the same formatting",
+                ours("csv"),
+            ),
+            (
+                "pg_json",
+                psql_copy(f"SELECT {json_select}"),
+                "psql",
+                "psql \\copy of json_build_object",
+                ours("json"),
+            ),
+        ):
+            ours_runs, ref_runs = self.alternate(n, step, reference)
+            self.record(operation, size, rows, ours_runs, label, key, ref_runs)
+        with psycopg.connect(f"{server.rstrip('/')}/postgres", autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
     def skipped_peer(self, operation: str, size: Size, rows: int, key: str) -> None:
         self.results.append(
             {
@@ -874,6 +975,36 @@ class Bench:
 
 
 # --- the references' SQL --------------------------------------------------
+
+
+PG_LINE_SQL_SCRIPT = (
+    "import json; from backup_tasks.engines.postgresql import LINE_SQL; print(json.dumps(LINE_SQL))"
+)
+
+
+def libpq_env(url: str) -> dict[str, str]:
+    """PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE of a postgres:// URL: never in argv."""
+    from urllib.parse import unquote, urlsplit
+
+    parts = urlsplit(url)
+    env = {"PGHOST": parts.hostname or "", "PGDATABASE": parts.path.lstrip("/")}
+    if parts.port:
+        env["PGPORT"] = str(parts.port)
+    if parts.username:
+        env["PGUSER"] = unquote(parts.username)
+    if parts.password:
+        env["PGPASSWORD"] = unquote(parts.password)
+    return env
+
+
+def pg_tool(name: str) -> str:
+    """The newest installed major version's tool (Debian keeps them off PATH), else PATH's."""
+    found = sorted(
+        (int(path.parent.parent.name), str(path))
+        for path in Path("/usr/lib/postgresql").glob(f"*/bin/{name}")
+        if path.parent.parent.name.isdigit()
+    )
+    return found[-1][1] if found else name
 
 
 def fsync_path(path: Path) -> None:
@@ -1133,6 +1264,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-peers", action="store_true", help="skip the peers")
     parser.add_argument("--plot", help="draw the results as an SVG picture here")
     parser.add_argument("--from", dest="source", help="with --plot: draw this JSON instead of measuring")
+    parser.add_argument(
+        "--postgres",
+        metavar="URL",
+        default=os.environ.get("BENCH_POSTGRES_URL"),
+        help="postgres://user@host:port of a role that may create databases: adds the PostgreSQL "
+        "section (default BENCH_POSTGRES_URL, the place for a URL with a password; none: no such section)",
+    )
     args = parser.parse_args(argv)
     if args.source:
         if not args.plot:
@@ -1171,6 +1309,8 @@ def main(argv: list[str] | None = None) -> int:
                 bench.windows(kind, size, db, rows)
         if "status" in only:
             bench.status(size, db, rows)
+        if "postgresql" in only and args.postgres:
+            bench.postgresql(size, db, rows, args.postgres)
         if size is sizes[-1]:
             if "cleanup" in only:
                 bench.cleanup(size, db, files)

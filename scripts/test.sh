@@ -35,4 +35,11 @@ require redis-server redis-server
 # never download a browser of their own (no `playwright install`).
 require /usr/bin/chromium chromium
 
+# The PostgreSQL tests start a throwaway cluster of their own (initdb and pg_ctl
+# on a free port) unless TEST_POSTGRES_URL names a server. Debian keeps the
+# server's programs in /usr/lib/postgresql/<version>/bin, off PATH.
+initdb_path=$(compgen -G "/usr/lib/postgresql/*/bin/initdb" | sort -V | tail -n 1 || true)
+require "${initdb_path:-/usr/lib/postgresql/initdb}" postgresql postgresql-client
+require pg_dump postgresql-client
+
 exec .venv/bin/python -m pytest "$@"

@@ -448,3 +448,176 @@ def newest_reading_id(path: Path) -> int:
         return db.execute("SELECT COALESCE(MAX(id), 0) FROM readings_reading").fetchone()[0]
     finally:
         db.close()
+
+
+# -- PostgreSQL ---------------------------------------------------------------
+#
+# TEST_POSTGRES_URL names a server to use (a role that may create databases);
+# otherwise a throwaway cluster of our own: initdb and pg_ctl of Debian's
+# postgresql package, on a free port on 127.0.0.1, in a temporary folder, as an
+# unprivileged user when the tests run as root. A test that needs PostgreSQL
+# and cannot get one fails and says why; it never skips.
+
+PG_PASSWORD = "s3cret-Pg"  # the test cluster's own; goes to the tools in PGPASSWORD only
+
+
+def postgres_bin() -> Path:
+    """The folder of the newest installed initdb and pg_ctl (Debian: not on PATH)."""
+    found = sorted(
+        (int(path.parent.parent.name), path.parent)
+        for path in Path("/usr/lib/postgresql").glob("*/bin/initdb")
+        if path.parent.parent.name.isdigit() and (path.parent / "pg_ctl").exists()
+    )
+    if not found:
+        pytest.fail(
+            "No PostgreSQL server for the tests: initdb and pg_ctl are missing under /usr/lib/postgresql. "
+            "Run ./scripts/test.sh (it installs Debian's postgresql) or set TEST_POSTGRES_URL.",
+            pytrace=False,
+        )
+    return found[-1][1]
+
+
+class PostgresCluster:
+    """A cluster of our own: initdb, pg_ctl start on a free port, pg_ctl stop."""
+
+    def __init__(self) -> None:
+        import tempfile
+
+        self.bin = postgres_bin()
+        self.folder = Path(tempfile.mkdtemp(prefix="smartaquarium-pg-"))
+        self.data = self.folder / "data"
+        self.port = free_port()
+        self.user = None
+        if os.geteuid() == 0:  # initdb refuses to run as root
+            import pwd
+
+            for name in ("postgres", "nobody"):
+                try:
+                    self.user = pwd.getpwnam(name)
+                    break
+                except KeyError:
+                    continue
+            if self.user is None:
+                pytest.fail("Running as root, and no 'postgres' or 'nobody' user to run PostgreSQL as.")
+            os.chown(self.folder, self.user.pw_uid, self.user.pw_gid)
+        self.url = f"postgres://smartaquarium:{PG_PASSWORD}@127.0.0.1:{self.port}"
+
+    def _run(self, *args: str) -> subprocess.CompletedProcess:
+        kwargs = {}
+        if self.user is not None:
+            kwargs = {"user": self.user.pw_uid, "group": self.user.pw_gid, "extra_groups": []}
+        return subprocess.run(
+            [str(a) for a in args], capture_output=True, text=True, cwd=self.folder, timeout=120, **kwargs
+        )
+
+    def start(self) -> "PostgresCluster":
+        password_file = self.folder / "pw"
+        password_file.write_text(PG_PASSWORD + "\n")
+        if self.user is not None:
+            os.chown(password_file, self.user.pw_uid, self.user.pw_gid)
+        made = self._run(
+            self.bin / "initdb",
+            "-D",
+            self.data,
+            "-U",
+            "smartaquarium",
+            f"--pwfile={password_file}",
+            "--auth-host=scram-sha-256",
+            "--auth-local=scram-sha-256",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--no-sync",
+        )
+        if made.returncode != 0:
+            pytest.fail(
+                f"initdb failed, no PostgreSQL for the tests:\n{made.stdout}{made.stderr}", pytrace=False
+            )
+        # No fsync: the cluster is thrown away; what is measured is ours, not the server's durability.
+        options = f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.folder} -c fsync=off -c full_page_writes=off"
+        started = self._run(
+            self.bin / "pg_ctl", "-D", self.data, "-l", self.folder / "log", "-o", options, "-w", "start"
+        )
+        if started.returncode != 0:
+            log = (self.folder / "log").read_text(errors="replace") if (self.folder / "log").exists() else ""
+            pytest.fail(
+                f"pg_ctl start failed, no PostgreSQL for the tests:\n{started.stderr}\n{log}", pytrace=False
+            )
+        return self
+
+    def stop(self) -> None:
+        self._run(self.bin / "pg_ctl", "-D", self.data, "-m", "immediate", "stop")
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> str:
+    """postgres://user:password@host:port of a server where the tests may create databases."""
+    if url := os.environ.get("TEST_POSTGRES_URL"):
+        yield url.rstrip("/").rsplit("/", 1)[0] if url.count("/") > 2 else url
+        return
+    cluster = PostgresCluster().start()
+    yield cluster.url
+    cluster.stop()
+
+
+def pg_admin(server_url: str, database: str = "postgres"):
+    import psycopg
+
+    return psycopg.connect(f"{server_url}/{database}", autocommit=True)
+
+
+_pg_databases = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def pg_template(postgres_server, tmp_path_factory) -> str:
+    """One migrated, empty PostgreSQL database, copied (CREATE DATABASE ... TEMPLATE) for each test."""
+    name = f"sa_template_{os.getpid()}"
+    with pg_admin(postgres_server) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        admin.execute(f'CREATE DATABASE "{name}"')
+    root = tmp_path_factory.mktemp("pgtemplate")
+    PgProject(root, f"{postgres_server}/{name}").manage("migrate", "--noinput", check=True)
+    yield name
+    with pg_admin(postgres_server) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+class PgProject(Project):
+    """A project whose DATABASE_URL is a PostgreSQL database of its own."""
+
+    def __init__(self, root: Path, url: str, time_zone: str = "UTC") -> None:
+        super().__init__(root, time_zone)
+        self.url = url
+        self.server, self.name = url.rsplit("/", 1)
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {**super().env, "DATABASE_URL": self.url}
+
+    def sql(self, query: str, params=None) -> list[tuple]:
+        import psycopg
+
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            cursor = conn.execute(query, params)
+            return cursor.fetchall() if cursor.description else []
+
+
+@pytest.fixture
+def pg_project(tmp_path, postgres_server, pg_template) -> PgProject:
+    """A project on a fresh migrated PostgreSQL database (dropped after the test)."""
+    name = f"sa_test_{os.getpid()}_{next(_pg_databases)}"
+    with pg_admin(postgres_server) as admin:
+        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"')
+    project = PgProject(tmp_path, f"{postgres_server}/{name}")
+    yield project
+    with pg_admin(postgres_server) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+PG_FILL_SQL = """
+INSERT INTO readings_reading (water_temperature, air_temperature, humidity, setpoint, pid_output, timestamp)
+SELECT 24.5 + (i %% 100) / 100.0, 26.0, 60.0, 25.0, 120, timestamptz '2025-01-01 00:00:00+00' + i * interval '2 seconds'
+FROM generate_series(0, %s) AS i
+"""

@@ -67,7 +67,8 @@ def test_env_example_lists_every_variable_the_settings_read():
     read = set(re.findall(r'env_\w+\("([A-Z_]+)"', settings))
     listed = set(re.findall(r"^([A-Z_]+)=", (PROJECT / ".env.example").read_text(), re.MULTILINE))
 
-    assert read == listed
+    # POSTGRES_PASSWORD is docker-compose.postgres.yml's, for its server and DATABASE_URL.
+    assert read == listed - {"POSTGRES_PASSWORD"}
 
 
 def test_the_systemd_unit_runs_one_worker_with_beat():
@@ -256,3 +257,19 @@ def test_the_console_log_keeps_the_traceback_of_a_server_error_only():
     assert lines[2] == "Traceback (most recent call last):"
     assert lines[-1] == "RuntimeError: raised for 500"
     assert "raised for 403" not in handler.stream.getvalue()
+
+
+def test_the_postgresql_override_points_web_worker_and_migrate_at_its_server():
+    override = yaml.safe_load((PROJECT / "docker-compose.postgres.yml").read_text(encoding="utf-8"))
+    services = override["services"]
+    url = "postgres://smartaquarium:${POSTGRES_PASSWORD:?set POSTGRES_PASSWORD in .env}@postgres:5432/smartaquarium"
+    for name in ("web", "worker", "migrate"):
+        assert services[name]["environment"] == {"DATABASE_URL": url}
+        assert services[name]["depends_on"] == {"postgres": {"condition": "service_healthy"}}
+    # The image's pg_dump (Debian bookworm's client, 15) is at least as new as the server.
+    assert services["postgres"]["image"] == "postgres:15-bookworm"
+    assert "FROM python:3.11-slim" in (PROJECT / "Dockerfile").read_text()
+    assert "postgresql-client" in (PROJECT / "Dockerfile").read_text()
+    assert "docker compose -f docker-compose.yml -f docker-compose.postgres.yml up -d" in README
+    listed = set(re.findall(r"^([A-Z_]+)=", (PROJECT / ".env.example").read_text(), re.MULTILINE))
+    assert set(re.findall(r"\$\{([A-Z_]+)", (PROJECT / "docker-compose.postgres.yml").read_text())) <= listed

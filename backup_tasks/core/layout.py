@@ -2,7 +2,7 @@
 
 backups/
 ├── scheduled_backup.log
-├── database/db_backup_YYYYMMDD_HHMMSS.sqlite3
+├── database/db_backup_YYYYMMDD_HHMMSS.sqlite3      (.dump on PostgreSQL: pg_dump's custom format)
 ├── csv_exports/readings_YYYYMMDD_HHMMSS.csv       (_part2.csv, ... past Excel's limit)
 └── json_exports/readings_YYYYMMDD_HHMMSS.json
 
@@ -33,25 +33,34 @@ class Kind:
     suffix: str
     label: str
     run_kind: str  # BackupRun.Kind value
+    # Other endings of the same kind: a snapshot is a .sqlite3 file or a .dump,
+    # by the database engine that wrote it.
+    other_suffixes: tuple[str, ...] = ()
+
+    @property
+    def suffixes(self) -> tuple[str, ...]:
+        return (self.suffix, *self.other_suffixes)
 
     @cached_property
     def name_re(self) -> re.Pattern[str]:
         # A CSV export too long for Excel continues in _part2, _part3, ...,
         # and a compressed backup ends in .gz or .zst.
+        endings = "|".join(re.escape(suffix) for suffix in self.suffixes)
         return re.compile(
-            rf"^{re.escape(self.prefix)}(\d{{8}}_\d{{6}})(?:_part([1-9]\d*))?{re.escape(self.suffix)}(\.gz|\.zst)?\Z"
+            rf"^{re.escape(self.prefix)}(\d{{8}}_\d{{6}})(?:_part([1-9]\d*))?({endings})(\.gz|\.zst)?\Z"
         )
 
-    def file_name(self, when: datetime, part: int = 1, compression: str = "") -> str:
-        """The name of a backup; compression is the ending ('', '.gz' or '.zst')."""
+    def file_name(self, when: datetime, part: int = 1, compression: str = "", suffix: str = "") -> str:
+        """The name of a backup; compression is the ending ('', '.gz' or '.zst'), suffix the
+        kind's own ending when not its first one."""
         part_text = f"_part{part}" if part > 1 else ""
-        return f"{self.prefix}{when.strftime(STAMP_FORMAT)}{part_text}{self.suffix}{compression}"
+        return f"{self.prefix}{when.strftime(STAMP_FORMAT)}{part_text}{suffix or self.suffix}{compression}"
 
     def directory(self, root: Path | None = None) -> Path:
         return (root or conf.backup_dir()) / self.folder
 
 
-DB = Kind("db", "database", "db_backup_", ".sqlite3", "Database backup", "snapshot")
+DB = Kind("db", "database", "db_backup_", ".sqlite3", "Database backup", "snapshot", (".dump",))
 CSV = Kind("csv", "csv_exports", "readings_", ".csv", "CSV export", "csv")
 JSON = Kind("json", "json_exports", "readings_", ".json", "JSON export", "json")
 KINDS = {kind.key: kind for kind in (DB, CSV, JSON)}
@@ -109,7 +118,9 @@ def first_part(kind: Kind, path: Path) -> Path:
     """The file that names an export: its first part."""
     match = kind.name_re.match(path.name)
     stamp = stamp_of(kind, path.name)
-    return path if stamp is None else path.with_name(kind.file_name(stamp, 1, match.group(3) or ""))
+    if stamp is None:
+        return path
+    return path.with_name(kind.file_name(stamp, 1, match.group(4) or "", match.group(3)))
 
 
 def backups(kind: Kind, root: Path | None = None) -> list[tuple[datetime, Path]]:

@@ -53,6 +53,9 @@ class RestoreFailed(Exception):
 class Engine:
     """Generic engine: exports through the ORM's database connection."""
 
+    snapshot_suffix = ".sqlite3"  # the ending of this engine's snapshot files
+    tools_hint = ""  # what to install when missing_tools() names any
+
     def __init__(self, alias: str, settings_dict: dict) -> None:
         self.alias = alias
         self.settings_dict = settings_dict
@@ -66,6 +69,10 @@ class Engine:
     def misconfiguration(self) -> Misconfigured | None:
         """What in this database's setup keeps backups and the sensor loop from sharing it, if anything."""
         return None
+
+    def missing_tools(self) -> list[str]:
+        """Programs this engine's backups and restores need that are not installed, and what to install."""
+        return []
 
     def check_available(self) -> None:
         """Raise a BackupError when the database cannot be read at all."""
@@ -113,6 +120,32 @@ class Engine:
         RestoreFailed; the live database is then unchanged.
         """
         raise self._unsupported("Restoring a database snapshot")
+
+    def drill(self, plain: Path) -> Snapshot:
+        """Restore a verified snapshot file into a scratch copy and say what the copy holds.
+
+        The scratch copy is removed in every case. Raises RestoreFailed when the
+        copy cannot be made, DamagedCopy when the copy is not sound.
+        """
+        raise self._unsupported("A restore drill")
+
+    def blocking_sessions(self) -> list[str]:
+        """Other sessions whose locks would make a restore into the live database wait, in words."""
+        return []
+
+    def readings_rows(self, chunk: int = 50_000) -> Iterator[bytes]:
+        """Every reading as CSV rows (id, the five values exactly, UTC time stamp), oldest id first."""
+        raise self._unsupported("Moving the readings out")
+
+    def load_readings(self, rows: Iterator[bytes]) -> int:
+        """Stream readings_rows() of another database into this one's empty readings table.
+
+        Runs in the ORM connection's current transaction; returns how many were loaded.
+        """
+        raise BackupError(
+            f"Moving readings into {self.settings_dict['ENGINE']} is not supported: set DATABASE_URL to "
+            "the PostgreSQL database to move to."
+        )
 
     def export_lines(
         self,

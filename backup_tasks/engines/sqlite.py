@@ -3,6 +3,7 @@
 import os
 import sqlite3
 import stat
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -199,8 +200,14 @@ class SQLiteEngine(Engine):
 
     def verify_copy(self, path: Path) -> Snapshot:
         with path.open("rb") as handle:
-            if handle.read(len(HEADER)) != HEADER:
-                raise DamagedCopy("not a SQLite database")
+            header = handle.read(len(HEADER))
+        if header.startswith(b"PGDMP"):
+            raise DamagedCopy(
+                "a PostgreSQL dump, not a SQLite database: this installation runs on SQLite "
+                "(restore it with DATABASE_URL set to a PostgreSQL database)"
+            )
+        if header != HEADER:
+            raise DamagedCopy("not a SQLite database")
         try:
             db = _open_copy(path)
             try:
@@ -255,6 +262,31 @@ class SQLiteEngine(Engine):
                 into.close()
         except sqlite3.Error as exc:
             raise RestoreFailed(str(exc)) from None
+
+    def drill(self, plain: Path) -> Snapshot:
+        scratch = plain.with_name(f".drill_{plain.name}.{int(time.time())}.tmp")
+        try:
+            self.restore_into(plain, scratch)
+            return self.verify_copy(scratch)
+        finally:
+            scratch.unlink(missing_ok=True)
+
+    def readings_rows(self, chunk: int = 50_000) -> Iterator[bytes]:
+        # %!.17g: every digit a double needs to come back exactly the same.
+        db = self.connect()
+        try:
+            db.execute("BEGIN")  # one read snapshot
+            cursor = db.execute(
+                "SELECT printf('%d,%!.17g,%!.17g,%!.17g,%!.17g,%!.17g,%s+00', id, water_temperature,"
+                " air_temperature, humidity, setpoint, pid_output, timestamp)"
+                f" FROM {Reading._meta.db_table} ORDER BY id"
+            )
+            while rows := cursor.fetchmany(chunk):
+                yield ("\n".join(row[0] for row in rows) + "\n").encode()
+        except sqlite3.Error as exc:
+            raise self._translate(exc, what="move") from None
+        finally:
+            db.close()
 
     def export_lines(
         self,

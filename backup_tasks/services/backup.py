@@ -180,9 +180,9 @@ def _reporting(chunks: Iterator[list[str]], kind: layout.Kind, progress: Progres
         progress(kind.label, done, total.readings, time.monotonic() - began)
 
 
-def namer(kind: layout.Kind, method: str) -> Callable[[datetime, int], str]:
+def namer(kind: layout.Kind, method: str, suffix: str = "") -> Callable[[datetime, int], str]:
     ending = compression.suffix(method)
-    return lambda when, part: kind.file_name(when, part, ending)
+    return lambda when, part: kind.file_name(when, part, ending, suffix)
 
 
 def snapshot_database(
@@ -197,7 +197,7 @@ def snapshot_database(
     engine = get_engine(alias)
     when = when or now_stamp()
     method = compress or conf.compression()
-    name_for = namer(layout.DB, method)
+    name_for = namer(layout.DB, method, engine.snapshot_suffix)
 
     def work() -> Written:
         engine.check_available()

@@ -52,6 +52,19 @@ class DrillResult:
         return asdict(self)
 
 
+LOCK_WAIT_S = 10.0  # how long a restore waits for other sessions' locks before it gives up
+
+
+def wait_for_sessions(engine: Engine, timeout: float = LOCK_WAIT_S) -> list[str]:
+    """Sessions whose locks would block a restore, still there after up to timeout; [] once there are none."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = engine.blocking_sessions()
+        if not found or time.monotonic() >= deadline:
+            return found
+        time.sleep(0.2)
+
+
 @contextmanager
 def restorable(engine: Engine, path: Path) -> Iterator[tuple[Path, int]]:
     """Refuse anything but an intact smartAquarium snapshot this code understands.
@@ -131,6 +144,11 @@ def restore_snapshot(
                     f"A backup task is running ({operation.replace('_', ' ')}, task {task}): wait for it "
                     "to finish or stop the worker, then restore. Nothing was restored."
                 )
+            if blocking := wait_for_sessions(engine):
+                raise BackupError(
+                    f"Other sessions hold locks a restore would wait for, still after {LOCK_WAIT_S:g} s: "
+                    f"{'; '.join(blocking[:3])}. Let them finish or stop them, then restore. Nothing was restored."
+                )
             before = engine.count_readings()
             if confirm is not None and not confirm(before, rows_in_backup):
                 raise BackupError("Restore cancelled: the live database was not changed.")
@@ -166,17 +184,13 @@ def restore_drill(
         if record is None:
             raise BackupError(f"No record of how {path.name} was taken: nothing to compare the restore with.")
         with restorable(engine, path) as (plain, _):
-            scratch = path.with_name(f".drill_{plain.name}.{int(time.time())}.tmp")
             try:
-                engine.restore_into(plain, scratch)
-                restored = engine.verify_copy(scratch)
+                restored = engine.drill(plain)
                 problem = None
             except RestoreFailed as exc:
                 raise BackupError(f"The drill could not restore {path.name}: {exc}.") from None
             except DamagedCopy as exc:
                 restored, problem = None, str(exc)
-            finally:
-                scratch.unlink(missing_ok=True)
         if restored is None:
             raise BackupError(f"Restore drill of {path.name} failed: {problem}.")
         rows, newest_at = restored.rows, restored.newest_reading

@@ -67,7 +67,7 @@ class VerifyReport:
 def kind_of(path: Path) -> layout.Kind | None:
     name = compression.plain_name(path)
     for kind in layout.KINDS.values():
-        if name.endswith(kind.suffix):
+        if name.endswith(kind.suffixes):
             return kind
     return None
 
@@ -184,7 +184,7 @@ def verify_file(path: Path, *, alias: str = "default", use_records: bool = True)
         return FileCheck(shown, UNKNOWN, what)
     kind = kind_of(path)
     if kind is None:
-        return FileCheck(shown, UNKNOWN, "not a backup file (.sqlite3, .csv or .json)")
+        return FileCheck(shown, UNKNOWN, "not a backup file (.sqlite3, .dump, .csv or .json)")
     if get_engine(alias).is_live_file(path):
         # Read outside the engine, it would lose this process the database's locks.
         return FileCheck(
@@ -221,7 +221,8 @@ def _all_backup_files(root: Path | None) -> list[Path]:
         folder = kind.directory(root)
         if folder.is_dir():
             # A checksum whose file has gone: the backup is missing.
-            for checksum in sorted(folder.glob(f"*{kind.suffix}{SUFFIX}")):
+            checksums = (path for suffix in kind.suffixes for path in folder.glob(f"*{suffix}{SUFFIX}"))
+            for checksum in sorted(checksums):
                 data = checksum.with_name(checksum.name.removesuffix(SUFFIX))
                 if layout.stamp_of(kind, data.name) and not data.exists():
                     files.append(data)
