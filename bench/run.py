@@ -72,8 +72,6 @@ SIZES = {
 TARGETS = {
     # Issue 15: a checked copy against a checked copy.
     ("snapshot", "sqlite3+check"): 1.1,
-    # The same, with the copy on disk before it counts, as ours is (fsync before the rename).
-    ("snapshot", "sqlite3+sync+check"): 1.1,
     ("snapshot", "django-dbbackup+check"): 1.0,
     ("csv", "sqlite3"): 1.2,
     ("json", "sqlite3"): 1.0,
@@ -406,12 +404,10 @@ class Bench:
             shutil.rmtree(backups)
             return run
 
-        def reference(argv: list[str], *, checked: bool = False, synced: bool = False) -> Callable[[], Run]:
+        def reference(argv: list[str], *, checked: bool = False) -> Callable[[], Run]:
             def step() -> Run:
                 out.unlink(missing_ok=True)
                 run = timed(argv, cwd=self.scratch).check(" ".join(argv[:2]))
-                if synced:  # on disk, as ours is before it is named (coreutils' sync FILE: fsync)
-                    run = run + timed(["sync", str(out)]).check("sync")
                 if checked:
                     run = run + self.integrity_check(out)
                 out.unlink()
@@ -421,17 +417,10 @@ class Bench:
 
         backup = ["sqlite3", str(db), f".backup '{out}'"]
         checked_ref = reference(backup, checked=True)
-        durable_ref = reference(backup, checked=True, synced=True)
         backup_ref = reference(backup)
         cp_ref = reference(["cp", str(db), str(out)])
-        ours_runs, checked_runs, durable_runs, backup_runs, cp_runs, inproc_runs = self.alternate(
-            self.runs(size),
-            ours,
-            checked_ref,
-            durable_ref,
-            backup_ref,
-            cp_ref,
-            self.inprocess("snapshot", db),
+        ours_runs, checked_runs, backup_runs, cp_runs, inproc_runs = self.alternate(
+            self.runs(size), ours, checked_ref, backup_ref, cp_ref, self.inprocess("snapshot", db)
         )
         inproc = [r.seconds for r in inproc_runs]
         # Like for like: ours checks every copy with PRAGMA integrity_check before naming it.
@@ -443,16 +432,6 @@ class Bench:
             'sqlite3 DB ".backup OUT" + sqlite3 OUT "PRAGMA integrity_check"',
             "sqlite3+check",
             checked_runs,
-            inproc,
-        )
-        self.record(
-            "snapshot",
-            size,
-            rows,
-            ours_runs,
-            'sqlite3 DB ".backup OUT" + sync OUT + sqlite3 OUT "PRAGMA integrity_check"',
-            "sqlite3+sync+check",
-            durable_runs,
             inproc,
         )
         self.record(
