@@ -113,12 +113,14 @@ def test_status_without_a_database_reports_it_and_fails(project):
 
 def test_status_starts_without_the_redis_client_or_the_tasks(project):
     # Start-up is as long as the status query at a month of readings: it must not
-    # load what only the worker, the beat's locks and the admin actions use.
+    # load what only the worker, the beat's locks and the admin actions use, nor
+    # the PostgreSQL driver on a SQLite plant.
     code = (
         "import sys, django; django.setup(); "
         "from django.core.management import call_command; "
         "call_command('backup_database', '--status'); "
-        "print([m for m in ('redis', 'backup_tasks.tasks', 'backup_tasks.services.restore') if m in sys.modules])"
+        "print([m for m in ('redis', 'backup_tasks.tasks', 'backup_tasks.services.restore', 'psycopg') "
+        "if m in sys.modules])"
     )
     result = subprocess.run(
         [sys.executable, "-c", code],

@@ -447,10 +447,24 @@ def check_copy(path: Path) -> tuple[int, str | None]:
         raise DamagedCopy(
             f"its copy has {size:,} bytes where its header says {pages:,} pages of {page_size:,}"
         )
+    # The readings are counted meanwhile, on a connection of their own (0.2 s at a year),
+    # and reported only when the check passed.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        counted = pool.submit(_readings_in_copy, path)
+        db = _open_copy(path)
+        try:
+            problem = _integrity_problem(db)
+        finally:
+            db.close()
+        if problem:
+            counted.cancel()
+            raise DamagedCopy(f"integrity check: {problem}")
+        return counted.result()
+
+
+def _readings_in_copy(path: Path) -> tuple[int, str | None]:
     db = _open_copy(path)
     try:
-        if problem := _integrity_problem(db):
-            raise DamagedCopy(f"integrity check: {problem}")
         return _readings_in(db)
     finally:
         db.close()
