@@ -34,5 +34,7 @@ require redis-server redis-server
 # The browser tests drive Debian's Chromium through Playwright's driver; they
 # never download a browser of their own (no `playwright install`).
 require /usr/bin/chromium chromium
+# The backup history (tests/test_history.py) runs the real restic binary.
+require restic restic
 
 exec .venv/bin/python -m pytest "$@"

@@ -1,0 +1,185 @@
+"""The backup history in restic repositories, with the real restic binary (Debian's package)."""
+
+import json
+import os
+import sqlite3
+import stat
+import time
+
+import pytest
+
+from tests.conftest import Project
+
+
+class HistoryProject(Project):
+    """A project with the history on: its repository in backups/repository, its key beside the database."""
+
+    extra: dict[str, str]
+
+    def __init__(self, root, time_zone: str = "UTC", **extra: str) -> None:
+        super().__init__(root, time_zone)
+        self.extra = dict(extra)
+
+    @property
+    def key(self):
+        return self.root / "backup-repository.key"
+
+    @property
+    def repository(self):
+        return self.backups / "repository"
+
+    @property
+    def env(self) -> dict[str, str]:
+        env = super().env
+        env.update(BACKUP_REPOSITORY="", BACKUP_REPOSITORY_PASSWORD_FILE=str(self.key), **self.extra)
+        return env
+
+    def restic(self, *args: str, location=None) -> str:
+        import subprocess
+
+        env = dict(os.environ)
+        env.update(RESTIC_REPOSITORY=str(location or self.repository), RESTIC_PASSWORD_FILE=str(self.key))
+        return subprocess.run(["restic", *args], env=env, capture_output=True, text=True, check=True).stdout
+
+    def points(self, location=None) -> list[dict]:
+        return json.loads(self.restic("snapshots", "--json", location=location))
+
+    def readings(self) -> list[tuple]:
+        with sqlite3.connect(self.db) as db:
+            return db.execute(
+                "SELECT timestamp, water_temperature, air_temperature FROM readings_reading ORDER BY timestamp"
+            ).fetchall()
+
+
+@pytest.fixture
+def history_project(tmp_path, migrated_template) -> HistoryProject:
+    import shutil
+
+    shutil.copy(migrated_template, tmp_path / "db.sqlite3")
+    return HistoryProject(tmp_path)
+
+
+def add_readings(project: Project, day: str) -> None:
+    project.manage("simulate_readings", "--days", "0.01", "--start", day, check=True)
+
+
+def test_first_backup_makes_the_key_and_one_point_per_file(history_project):
+    project = history_project
+    add_readings(project, "2025-01-01")
+    result = project.manage("backup_database", check=True)
+    assert "Backup completed!" in result.stdout
+    assert stat.S_IMODE(project.key.stat().st_mode) == 0o600
+    assert len(project.key.read_text().strip()) >= 48
+    points = project.points()
+    kinds = sorted(next(t for t in p["tags"] if t.startswith("kind:")) for p in points)
+    assert kinds == ["kind:csv", "kind:db", "kind:json"]
+    db_point = next(p for p in points if "kind:db" in p["tags"])
+    assert "rows:432" in db_point["tags"]
+    files = [
+        json.loads(line)["name"]
+        for line in project.restic("ls", "--json", db_point["id"]).splitlines()
+        if '"struct_type":"node"' in line
+    ]
+    snapshot = next(p.name for p in (project.backups / "database").iterdir() if p.suffix == ".sqlite3")
+    assert sorted(files) == [snapshot, snapshot + ".sha256"]
+    # The restore point's id is in the run's record.
+    with sqlite3.connect(project.db) as db:
+        details = [
+            json.loads(row[0])
+            for row in db.execute("SELECT details FROM backup_tasks_backuprun WHERE kind = 'snapshot'")
+        ]
+    assert db_point["id"].startswith(details[0]["history"]["snapshot_id"])
+    # The key never shows in the log.
+    assert project.key.read_text().strip() not in (project.backups / "scheduled_backup.log").read_text()
+
+
+def test_restore_at_brings_back_exactly_the_second_backup(history_project):
+    project = history_project
+    seen = []
+    for day in ("2025-01-01", "2025-01-02", "2025-01-03"):
+        add_readings(project, day)
+        project.manage("backup_database", "--type", "db", check=True)
+        seen.append(project.readings())
+        time.sleep(1.1)  # restore points a second apart: names and times are whole seconds
+    points = sorted(p["time"] for p in project.points() if "kind:db" in p["tags"])
+    assert len(points) == 3
+    listing = project.manage("backup_database", "--history", check=True).stdout
+    assert listing.count(" db ") == 3
+    assert "3 restore points in the local history." in listing
+    assert [line.split()[5] for line in listing.splitlines()[1:4]] == ["1,296", "864", "432"]
+
+    # The moment between the second and the third point, in plant time (UTC here).
+    second, third = points[1], points[2]
+    with sqlite3.connect(project.db) as db:
+        between = db.execute("SELECT strftime('%Y-%m-%d %H:%M:%S', ?)", (second[:19],)).fetchone()[0]
+    assert between < third[:19].replace("T", " ")
+    result = project.manage("backup_database", "--restore", "--at", between, "--yes", check=True)
+    assert "864 after" in result.stdout, result.stdout
+    assert project.readings() == seen[1]
+
+
+def test_restore_at_before_any_point_says_so(history_project):
+    project = history_project
+    add_readings(project, "2025-01-01")
+    project.manage("backup_database", "--type", "db", check=True)
+    result = project.manage("backup_database", "--restore", "--at", "2000-01-01 00:00", "--yes")
+    assert result.returncode == 1
+    assert "No database restore point at or before 2000-01-01 00:00 in the local history" in result.stderr
+    assert len(project.readings()) == 432
+
+
+def test_plain_files_beyond_keep_plain_go_once_in_the_history(history_project):
+    project = history_project
+    project.extra["BACKUP_KEEP_PLAIN"] = "2"
+    add_readings(project, "2025-01-01")
+    for _ in range(4):
+        project.manage("backup_database", "--type", "db", check=True)
+        time.sleep(1.1)
+    plain = sorted(p.name for p in (project.backups / "database").iterdir() if p.suffix == ".sqlite3")
+    assert len(plain) == 2
+    assert len([p for p in project.points() if "kind:db" in p["tags"]]) == 4
+
+
+def test_without_restic_backups_work_as_before_and_say_what_is_lost(history_project, tmp_path):
+    project = history_project
+    # restic missing: a PATH without it (python is started by its full path).
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    project.extra["PATH"] = str(empty)
+    add_readings(project, "2025-01-01")
+    result = project.manage("backup_database", check=True)
+    assert "Backup completed!" in result.stdout
+    assert not project.repository.exists()
+    assert not project.key.exists()
+    check = project.manage("check")
+    assert "restic is not installed, so backups are not kept in a history" in check.stderr
+    history = project.manage("backup_database", "--history")
+    assert history.returncode == 1
+    assert history.stderr.strip().splitlines() == [
+        "Error: restic is not installed, so backups are not kept in a history: install restic 0.14 "
+        "or newer (Debian/Raspberry Pi OS: sudo apt-get install restic)"
+    ]
+
+
+def test_wrong_key_is_one_line_and_nothing_written(history_project):
+    project = history_project
+    add_readings(project, "2025-01-01")
+    project.manage("backup_database", "--type", "db", check=True)
+    before = sorted(p.name for p in (project.repository / "snapshots").iterdir())
+    project.key.write_text("not the key\n")
+    result = project.manage("backup_database", "--type", "db")
+    assert result.returncode == 1
+    assert f"The key {project.key} does not open the backup repository" in result.stderr
+    assert sorted(p.name for p in (project.repository / "snapshots").iterdir()) == before
+
+
+def test_key_missing_while_the_repository_exists_is_refused(history_project):
+    project = history_project
+    add_readings(project, "2025-01-01")
+    project.manage("backup_database", "--type", "db", check=True)
+    project.key.unlink()
+    result = project.manage("backup_database", "--type", "db")
+    assert result.returncode == 1
+    assert "exists but its key" in result.stderr
+    assert "none is made" in result.stderr
+    assert not project.key.exists()
