@@ -183,3 +183,108 @@ def test_key_missing_while_the_repository_exists_is_refused(history_project):
     assert "exists but its key" in result.stderr
     assert "none is made" in result.stderr
     assert not project.key.exists()
+
+
+# -- offsite ------------------------------------------------------------------
+
+
+def offsite_project(root, migrated_template, location: str, **env: str) -> HistoryProject:
+    import shutil
+
+    root.mkdir(exist_ok=True)
+    shutil.copy(migrated_template, root / "db.sqlite3")
+    return HistoryProject(root, BACKUP_OFFSITE_REPOSITORY=location, **env)
+
+
+def offsite_points(project: HistoryProject, location: str, **env: str) -> list[dict]:
+    import subprocess
+
+    full = dict(os.environ, RESTIC_REPOSITORY=location, RESTIC_PASSWORD_FILE=str(project.key), **env)
+    out = subprocess.run(
+        ["restic", "snapshots", "--json"], env=full, capture_output=True, text=True, check=True
+    )
+    return json.loads(out.stdout)
+
+
+def point_keys(points: list[dict]) -> list[tuple]:
+    return sorted((p["time"], tuple(sorted(p["tags"]))) for p in points)
+
+
+def disaster_recovery(tmp_path, migrated_template, plant: HistoryProject, location: str, **env: str):
+    """A new machine: an empty database, the key's copy and the offsite repository, nothing else."""
+    import shutil
+
+    fresh = offsite_project(tmp_path / "new-machine", migrated_template, location, **env)
+    shutil.copy(plant.key, fresh.key)
+    fresh.key.chmod(0o600)
+    assert fresh.readings() == []
+    return fresh
+
+
+@pytest.mark.parametrize("target", ["s3", "folder"])
+def test_offsite_copy_and_restore_on_a_new_machine(tmp_path, migrated_template, s3_server, target):
+    import uuid
+
+    if target == "s3":
+        location, env = f"s3:{s3_server.url}/plant-{uuid.uuid4().hex[:8]}/history", dict(s3_server.ACCESS)
+    else:
+        location, env = str(tmp_path / "nas" / "plant-history"), {}
+    plant = offsite_project(tmp_path / "plant", migrated_template, location, **env)
+    add_readings(plant, "2025-01-01")
+    plant.manage("backup_database", check=True)
+    time.sleep(1.1)
+    add_readings(plant, "2025-01-02")
+    plant.manage("backup_database", check=True)
+    readings = plant.readings()
+    assert len(readings) == 864
+    local = plant.points()
+    assert len(local) == 6
+    assert point_keys(offsite_points(plant, location, **env)) == point_keys(local)
+    listing = plant.manage("backup_database", "--history", check=True).stdout
+    assert listing.count(" both ") == 6
+    offsite_listing = plant.manage("backup_database", "--history", "--offsite", check=True).stdout
+    assert "6 restore points in the offsite history." in offsite_listing
+
+    fresh = disaster_recovery(tmp_path, migrated_template, plant, location, **env)
+    result = fresh.manage(
+        "backup_database", "--restore", "--at", "2100-01-01 00:00", "--from", "offsite", "--yes", check=True
+    )
+    assert "0 readings before, 864 after" in result.stdout
+    assert fresh.readings() == readings
+
+
+def test_offsite_down_never_fails_the_local_backup_and_catches_up(tmp_path, migrated_template):
+    import signal
+    import uuid
+
+    from tests.conftest import S3Server
+
+    server = S3Server(tmp_path).start()
+    try:
+        location = f"s3:{server.url}/plant-{uuid.uuid4().hex[:8]}/history"
+        plant = offsite_project(
+            tmp_path / "plant", migrated_template, location, BACKUP_OFFSITE_TIMEOUT="5", **server.ACCESS
+        )
+        add_readings(plant, "2025-01-01")
+        plant.manage("backup_database", "--type", "db", check=True)
+        assert len(offsite_points(plant, location, **server.ACCESS)) == 1
+        # The endpoint stops answering in the middle of the next runs' copies.
+        server.process.send_signal(signal.SIGSTOP)
+        for day in ("2025-01-02", "2025-01-03"):
+            time.sleep(1.1)
+            add_readings(plant, day)
+            result = plant.manage("backup_database", "--type", "db")
+            assert result.returncode == 0, result.stderr
+            assert "Database backed up to" in result.stdout
+        log = (plant.backups / "scheduled_backup.log").read_text()
+        assert "the offsite copy to" in log
+        assert "retried next run" in log
+        server.process.send_signal(signal.SIGCONT)
+        # Nothing half-made: the offsite repository shows only the point copied before.
+        assert len(offsite_points(plant, location, **server.ACCESS)) == 1
+        time.sleep(1.1)
+        plant.manage("backup_database", "--type", "db", check=True)
+        assert point_keys(offsite_points(plant, location, **server.ACCESS)) == point_keys(plant.points())
+        assert len(plant.points()) == 4
+    finally:
+        server.stop()

@@ -60,7 +60,11 @@ def local() -> Repository:
 
 def offsite() -> Repository | None:
     location = conf.offsite_location()
-    return Repository(location, conf.repository_key_file(), cache_dir=_cache()) if location else None
+    if not location:
+        return None
+    return Repository(
+        location, conf.repository_key_file(), cache_dir=_cache(), max_seconds=conf.offsite_timeout_seconds()
+    )
 
 
 def repository_named(where: str) -> Repository:

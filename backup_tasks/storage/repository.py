@@ -210,10 +210,19 @@ def _time(text: str) -> datetime:
 class Repository:
     """One restic repository: a location and its key file."""
 
-    def __init__(self, location: str, key_file: Path, *, cache_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        location: str,
+        key_file: Path,
+        *,
+        cache_dir: Path | None = None,
+        max_seconds: float | None = None,
+    ) -> None:
         self.location = str(location)
         self.key_file = Path(key_file)
         self.cache_dir = cache_dir
+        # The longest any one restic call may take here (a slow offsite must not hold a backup up).
+        self.max_seconds = max_seconds
 
     @property
     def shown(self) -> str:
@@ -253,6 +262,8 @@ class Repository:
         program = restic_program()
         if program is None:
             raise ResticMissing(f"restic is not installed: {INSTALL_HINT}")
+        if self.max_seconds is not None:
+            timeout = min(timeout, self.max_seconds)
         try:
             result = subprocess.run(
                 [program, *args],
