@@ -288,3 +288,156 @@ def test_offsite_down_never_fails_the_local_backup_and_catches_up(tmp_path, migr
         assert len(plant.points()) == 4
     finally:
         server.stop()
+
+
+# -- retention, checks and faults ---------------------------------------------------
+
+
+def test_retention_across_a_berlin_dst_week_follows_the_planner_by_id(history_project):
+    from datetime import UTC, datetime, timedelta
+    from pathlib import Path
+    from zoneinfo import ZoneInfo
+
+    from backup_tasks.core.retention import Candidate, Policy, plan, protect_newest_good
+
+    project = history_project
+    project.time_zone = "Europe/Berlin"
+    project.extra.update(
+        BACKUP_KEEP_DAYS="1",
+        BACKUP_HISTORY_KEEP_DAILY="3",
+        BACKUP_HISTORY_KEEP_WEEKLY="2",
+        BACKUP_HISTORY_KEEP_MONTHLY="1",
+    )
+    add_readings(project, "2025-01-01")
+    project.manage("backup_database", "--type", "db", check=True)  # makes the key and the repository
+    # A week of database restore points up to the night clocks went back (2025-10-26, 03:00 CEST
+    # -> 02:00 CET): every 3 hours, and both 02:00 and 02:30 of the repeated hour.
+    moments = [datetime(2025, 10, 19, 22, tzinfo=UTC) + timedelta(hours=3 * i) for i in range(52)]
+    moments += [datetime(2025, 10, 26, h, m, tzinfo=UTC) for h, m in ((0, 30), (1, 0), (1, 30))]
+    sample = project.root / "point"
+    sample.mkdir()
+    (sample / "db_backup.dump").write_text("x")
+    for moment in sorted(set(moments)):
+        project.restic(
+            "backup", "--tag", "kind:db,run:0,rows:1,size:1", "--host", "plant",
+            "--time", moment.strftime("%Y-%m-%d %H:%M:%S"), str(sample / "db_backup.dump"),
+        )  # fmt: skip
+    points = project.points()
+    assert len(points) == len(set(moments)) + 1
+
+    zone = ZoneInfo("Europe/Berlin")
+    candidates = [
+        Candidate(path=Path(p["id"]), stamp=datetime.fromisoformat(p["time"]).astimezone(zone),
+                  mtime=datetime.fromisoformat(p["time"]).timestamp())
+        for p in points
+    ]  # fmt: skip
+    ordered = plan(
+        candidates, Policy(days=1, hourly=24, daily=3, weekly=2, monthly=1),
+        now=datetime.now(UTC), zone=zone, gfs=True,
+    )  # fmt: skip
+    protect_newest_good(ordered)
+    expected_keep = {str(c.path) for c in ordered if c.keep}
+    expected_forget = {str(c.path) for c in ordered if not c.keep}
+    assert 10 < len(expected_keep) < len(points)
+
+    dry = project.manage("backup_database", "--cleanup", "--dry-run", check=True).stdout
+    listed_keep = {
+        line.split()[4] for line in dry.splitlines() if line.startswith("Keep local restore point")
+    }
+    listed_forget = {line.split()[5] for line in dry.splitlines() if line.startswith("Would forget local")}
+    assert listed_keep == {i[:8] for i in expected_keep}
+    assert listed_forget == {i[:8] for i in expected_forget}
+    assert {p["id"] for p in project.points()} == expected_keep | expected_forget  # nothing forgotten yet
+
+    result = project.manage("backup_database", "--cleanup", check=True)
+    assert f"forgot {len(expected_forget)} restore points, kept {len(expected_keep)}" in result.stdout
+    assert {p["id"] for p in project.points()} == expected_keep
+
+
+def test_a_removed_pack_fails_the_check_and_is_critical(history_project):
+    project = history_project
+    add_readings(project, "2025-01-01")
+    project.manage("backup_database", "--type", "db", check=True)
+    passed = project.manage("backup_database", "--check-history", check=True)
+    assert "History check passed: no errors in the local history" in passed.stdout
+    packs = sorted((project.repository / "data").rglob("*"))
+    next(p for p in packs if p.is_file()).unlink()
+    result = project.manage("backup_database", "--check-history")
+    assert result.returncode == 1
+    assert "failed its check" in result.stderr
+    with sqlite3.connect(project.db) as db:
+        assert db.execute(
+            "SELECT status FROM backup_tasks_backuprun WHERE kind = 'repo_check' ORDER BY id"
+        ).fetchall() == [("succeeded",), ("failed",)]
+    check = project.manage("backup_database", "--check")
+    assert check.returncode == 2
+    assert check.stdout.startswith("BACKUP CRITICAL - last history check failed at")
+
+
+def hold_lock(project: HistoryProject):
+    """A restic backup reading stdin that never ends: it holds a lock on the repository."""
+    import subprocess
+
+    env = dict(os.environ, RESTIC_REPOSITORY=str(project.repository), RESTIC_PASSWORD_FILE=str(project.key))
+    process = subprocess.Popen(
+        ["restic", "backup", "--stdin", "--stdin-filename", "held"],
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while not any((project.repository / "locks").iterdir()):
+        assert time.monotonic() < deadline, "restic took no lock"
+        time.sleep(0.1)
+    return process
+
+
+def test_a_stale_lock_after_sigkill_is_removed_but_a_live_one_is_not(history_project):
+    import signal
+
+    project = history_project
+    add_readings(project, "2025-01-01")
+    project.manage("backup_database", "--type", "db", check=True)
+
+    live = hold_lock(project)
+    try:
+        blocked = project.manage("backup_database", "--check-history")
+        assert blocked.returncode == 1
+        assert "is locked by another restic process that is still running" in blocked.stderr
+        assert len(list((project.repository / "locks").iterdir())) == 1  # the live lock stays
+    finally:
+        live.kill()
+        live.wait()
+    # The killed process's lock is left behind: the next run removes it as stale and goes on.
+    assert len(list((project.repository / "locks").iterdir())) == 1
+    result = project.manage("backup_database", "--check-history")
+    assert result.returncode == 0, result.stderr
+    assert list((project.repository / "locks").iterdir()) == []
+    del signal
+
+
+def test_check_reports_offsite_lag(tmp_path, migrated_template):
+    location = str(tmp_path / "nas")
+    project = offsite_project(tmp_path / "plant", migrated_template, location)
+    add_readings(project, "2025-01-01")
+    project.manage("backup_database", "--type", "db", check=True)
+
+    def shift(hours: int) -> None:
+        with sqlite3.connect(project.db) as db:
+            db.execute(
+                "UPDATE backup_tasks_backuprun SET details = json_set(details, '$.offsite.at', "
+                "strftime('%Y-%m-%dT%H:%M:%S+00:00', 'now', ?)) WHERE json_extract(details, '$.offsite.ok')",
+                (f"-{hours} hours",),
+            )
+
+    shift(30)
+    check = project.manage("backup_database", "--check")
+    assert check.returncode == 1
+    assert check.stdout.startswith(
+        f"BACKUP WARNING - offsite history {location} last caught up 30.0 h ago (limit 26 h)"
+    )
+    shift(80)
+    check = project.manage("backup_database", "--check")
+    assert check.returncode == 2
+    assert check.stdout.startswith(f"BACKUP CRITICAL - offsite history {location} last caught up 80.0 h ago")

@@ -25,6 +25,7 @@ from backup_tasks.core import layout
 from backup_tasks.core.errors import BackupError
 from backup_tasks.core.retention import Candidate, Policy, plan, protect_newest_good
 from backup_tasks.models import BackupRun
+from backup_tasks.services.runs import recorded
 from backup_tasks.storage import repository
 from backup_tasks.storage.checksums import SUFFIX, sidecar
 from backup_tasks.storage.log import run_logger
@@ -344,10 +345,22 @@ def retention_plan(points: list[Point], rules: Policy, *, now: datetime, where: 
     return Plan(where, rules.describe(), keep, forget)
 
 
-def apply_retention(*, where: str = LOCAL, dry_run: bool = False, now: datetime | None = None) -> Plan:
+def apply_retention(
+    *, where: str = LOCAL, dry_run: bool = False, now: datetime | None = None, trigger: str = ""
+) -> Plan:
     """Forget by id what the planner does not keep, then prune (not in a dry run)."""
     if why := why_off():
         raise BackupError(why)
+    if dry_run:
+        return _retention(where, dry_run=True, now=now)
+    with recorded(BackupRun.Kind.HISTORY_RETENTION, trigger=trigger) as run:
+        result = _retention(where, dry_run=False, now=now)
+        run.file = repository_named(where).shown
+        run.details = {"where": where, "forgot": [p.id for p in result.forget], "kept": len(result.keep)}
+    return result
+
+
+def _retention(where: str, *, dry_run: bool, now: datetime | None) -> Plan:
     repo = repository_named(where)
     with working():
         repo.open(create=False)
@@ -370,13 +383,25 @@ def check_subset(now: datetime | None = None) -> str:
     return f"{week % CHECK_PARTS + 1}/{CHECK_PARTS}"
 
 
-def check(*, where: str = LOCAL, subset: str | None = None) -> repository.CheckResult:
+def check(*, where: str = LOCAL, subset: str | None = None, trigger: str = "") -> repository.CheckResult:
+    """restic check reading this week's part of the packs; a failed check is a failed run (mailed)."""
     if why := why_off():
         raise BackupError(why)
     repo = repository_named(where)
-    with working():
-        repo.open(create=False)
-        return _unlocked(repo, lambda: repo.check(subset if subset is not None else check_subset()))
+    part = subset if subset is not None else check_subset()
+    with recorded(BackupRun.Kind.HISTORY_CHECK, trigger=trigger) as run:
+        run.file = repo.shown
+        with working():
+            repo.open(create=False)
+            result = _unlocked(repo, lambda: repo.check(part))
+        run.details = {"where": where, "subset": part, "problems": result.problems[:20]}
+        if not result.ok:
+            raise BackupError(
+                f"The {where} history {repo.shown} failed its check (packs {part}): "
+                f"{'; '.join(result.problems[:3])}. Run 'restic check --read-data' on it and restore "
+                "damaged data from the other repository."
+            )
+    return result
 
 
 def drill_points(*, where: str = LOCAL) -> list[Point]:

@@ -469,6 +469,10 @@ class Repository:
         """restic check (0.14 has no --json: read its text and exit code), reading subset of the packs."""
         args = ["check"] + ([f"--read-data-subset={subset}"] if subset else [])
         result = self._run(args, ok_codes=(0, 1), timeout=timeout)
+        if result.returncode != 0 and (
+            "repository is already locked" in result.stderr or "wrong password" in result.stderr
+        ):
+            raise self._error("check", result)  # not a verdict on the data
         output = redact((result.stdout + result.stderr).strip())
         problems = [
             line.strip()

@@ -24,7 +24,7 @@ DONE_LINES = {
 }
 PERIODS = ("hourly", "daily", "weekly", "monthly")
 # --verify, --restore, --drill and --check each run on their own (argparse keeps them apart).
-SOLO_MODES = ("verify", "restore", "drill", "check", "history")
+SOLO_MODES = ("verify", "restore", "drill", "check", "history", "check_history")
 SINCE_UNTIL = (
     "--since and --until go with a backup or export, as in: backup_database --type csv --since 2025-01-01"
 )
@@ -36,7 +36,7 @@ BELONGS_TO = (
     ("yes", "restore", "--yes goes with --restore"),
     ("at", "restore", '--at goes with --restore, as in: backup_database --restore --at "2025-03-01 14:00"'),
     ("source", "restore", "--from goes with --restore --at"),
-    ("offsite", "history", "--offsite goes with --history"),
+    ("offsite", "history", "--offsite goes with --history or --check-history"),
     ("days", "cleanup", "--days goes with --cleanup, as in: backup_database --cleanup --days 7"),
     *((f"keep_{period}", "cleanup", f"--keep-{period} goes with --cleanup") for period in PERIODS),
     ("dry_run", "cleanup", "--dry-run goes with --cleanup"),
@@ -194,6 +194,11 @@ class Command(BaseCommand):
             action="store_true",
             help="one line for monitoring; exit 0 OK, 1 WARNING, 2 CRITICAL",
         )
+        modes.add_argument(
+            "--check-history",
+            action="store_true",
+            help="restic check of the history, reading this week's quarter of its data (--offsite: the offsite one)",
+        )
         parser.add_argument("--yes", action="store_true", help="with --restore: do not ask for confirmation")
         parser.add_argument(
             "--at",
@@ -222,7 +227,11 @@ class Command(BaseCommand):
         given = {name for name, value in options.items() if value is not None and value is not False}
         actions = self._actions(given)
         for option, action, message in BELONGS_TO:
-            if option in given and action not in actions:
+            if (
+                option in given
+                and action not in actions
+                and not (option == "offsite" and "check_history" in actions)
+            ):
                 raise Error(message)
         self._check_values(options)
         trigger = "command: " + (
@@ -236,6 +245,7 @@ class Command(BaseCommand):
             "drill": self._drill,
             "check": self._check,
             "history": self._history,
+            "check_history": self._check_history,
             "backup": self._backup,
             "cleanup": self._cleanup,
             "status": self._status,
@@ -289,6 +299,29 @@ class Command(BaseCommand):
             self.stdout.write("Backup completed!")
 
     def _cleanup(self, options: dict, trigger: str) -> None:
+        self._cleanup_files(options, trigger)
+        from backup_tasks.services import history  # deferred: only with the history on
+
+        if not history.enabled():
+            return
+        for where in (history.LOCAL, history.OFFSITE) if history.offsite() else (history.LOCAL,):
+            plan = history.apply_retention(where=where, dry_run=options["dry_run"], trigger=trigger)
+            zone = conf.plant_zone()
+            verb = "Would forget" if options["dry_run"] else "Forgot"
+            for point in plan.forget:
+                self.stdout.write(
+                    f"{verb} {where} restore point {point.short_id} ({point.time.astimezone(zone):%Y-%m-%d %H:%M:%S} {point.tag('kind')})"
+                )
+            for point, reasons in plan.keep:
+                self.stdout.write(
+                    f"Keep {where} restore point {point.short_id} ({point.time.astimezone(zone):%Y-%m-%d %H:%M:%S} {point.tag('kind')}): {', '.join(reasons)}"
+                )
+            self.stdout.write(
+                f"History {where} ({plan.policy}): {'would forget' if options['dry_run'] else 'forgot'} "
+                f"{len(plan.forget)} restore points, kept {len(plan.keep)}."
+            )
+
+    def _cleanup_files(self, options: dict, trigger: str) -> None:
         dry_run = options["dry_run"]
         keep = {f"keep_{period}": options[f"keep_{period}"] for period in PERIODS}
         result = cleanup.cleanup_old_backups(
@@ -343,6 +376,15 @@ class Command(BaseCommand):
                 f"{entry.where:<8} {entry.point.short_id}"
             )
         self.stdout.write(f"{len(entries)} restore points in the {where} history.")
+
+    def _check_history(self, options: dict, trigger: str) -> None:
+        from backup_tasks.services import history  # deferred: only this mode talks to restic
+
+        where = history.OFFSITE if options["offsite"] else history.LOCAL
+        result = history.check(where=where, trigger=trigger)
+        self.stdout.write(
+            f"History check passed: no errors in the {where} history (data read: part {result.subset})."
+        )
 
     def _restore(self, options: dict, trigger: str) -> None:
         if not options["restore"] and not options["at"]:
