@@ -153,6 +153,8 @@ def test_without_restic_backups_work_as_before_and_say_what_is_lost(history_proj
     assert not project.key.exists()
     check = project.manage("check")
     assert "restic is not installed, so backups are not kept in a history" in check.stderr
+    status = project.manage("backup_database", "--status", check=True).stdout
+    assert "Backup History:\n  restic is not installed, so backups are not kept in a history" in status
     history = project.manage("backup_database", "--history")
     assert history.returncode == 1
     assert history.stderr.strip().splitlines() == [
@@ -441,3 +443,29 @@ def test_check_reports_offsite_lag(tmp_path, migrated_template):
     check = project.manage("backup_database", "--check")
     assert check.returncode == 2
     assert check.stdout.startswith(f"BACKUP CRITICAL - offsite history {location} last caught up 80.0 h ago")
+
+
+def test_status_shows_the_history_and_the_offsite_state(tmp_path, migrated_template):
+    location = str(tmp_path / "nas")
+    project = offsite_project(tmp_path / "plant", migrated_template, location)
+    add_readings(project, "2025-01-01")
+    project.manage("backup_database", check=True)
+    status = project.manage("backup_database", "--status", check=True).stdout
+    section = status.split("Backup History:\n", 1)[1].splitlines()
+    assert section[0] == f"  Repository: {project.repository}"
+    assert section[1].startswith("  Restore points: 3 (oldest ")
+    assert section[2].startswith("  Size: ")
+    assert " on disk" in section[2]
+    assert section[3].startswith(f"  Key: {project.key} (keep a copy away from the plant")
+    assert section[4] == f"  Offsite: {location}, last caught up 0.0 h ago"
+    assert section[5].startswith("  Disk forecast: at the last 7 days' growth the backup disk is full in ")
+    assert project.key.read_text().strip() not in status
+
+
+def test_credentials_in_a_location_are_redacted():
+    from backup_tasks.storage.repository import redact
+
+    assert redact("rest:https://plant:s3cret@nas:8000/history") == "rest:https://***@nas:8000/history"
+    assert redact("s3:https://host/bucket/plant") == "s3:https://host/bucket/plant"
+    assert redact("sftp:backup:pw@nas:/srv/plant") == "sftp:backup:***@nas:/srv/plant"
+    assert redact("/mnt/nas/plant-history") == "/mnt/nas/plant-history"

@@ -26,7 +26,7 @@ from backup_tasks.engines.sql import EpochSeconds
 from backup_tasks.models import BackupRun
 from backup_tasks.services.health import NAMES as HEALTH_NAMES
 from backup_tasks.services.health import Health, backup_health
-from backup_tasks.services.status import backup_status, render_status, schedule_times
+from backup_tasks.services.status import backup_status, history_lines, render_status, schedule_times
 from backup_tasks.storage.checksums import recorded_checksum, sidecar
 from backup_tasks.storage.safefile import disk_usage
 from backup_tasks.web import charts, downloads, jobs
@@ -297,6 +297,7 @@ def dashboard(request):
         "title": "Backup dashboard",
         "schedules": schedule_times("default"),
         "disk": disk_space(),
+        "history": history_lines(),
         "temperature_charts": temperature_charts(now),
         "backup_charts": backup_charts(now),
         "jobs": jobs.JOBS.values() if request.user.has_perm(jobs.RUN_PERMISSION) else [],
