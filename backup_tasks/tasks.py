@@ -103,6 +103,16 @@ def _history_retention(summary: dict, ctx: Context) -> None:
         )
 
 
+def _history_drill(summary: dict, ctx: Context) -> None:
+    """The newest and one random older restore point weekly; in a month's first week, offsite too."""
+    if not history.enabled():
+        return
+    drills = restore.history_drill(trigger=ctx.trigger)
+    if history.offsite() and datetime.now(conf.plant_zone()).day <= 7:
+        drills += restore.history_drill(trigger=ctx.trigger, offsite=True)
+    summary["history_drill"] = [drill.to_dict() for drill in drills]
+
+
 def _history_check(summary: dict, ctx: Context) -> None:
     if not history.enabled():
         return
@@ -305,6 +315,7 @@ def weekly_backup(self) -> dict:
         [
             Step("complete_backup", _backup),
             Step("restore_drill", _drill),
+            Step("history_drill", _history_drill),
             Step("history_check", _history_check, always=True),
             Step("statistics", _statistics, always=True),
         ]

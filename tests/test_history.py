@@ -469,3 +469,22 @@ def test_credentials_in_a_location_are_redacted():
     assert redact("s3:https://host/bucket/plant") == "s3:https://host/bucket/plant"
     assert redact("sftp:backup:pw@nas:/srv/plant") == "sftp:backup:***@nas:/srv/plant"
     assert redact("/mnt/nas/plant-history") == "/mnt/nas/plant-history"
+
+
+def test_drill_restores_the_newest_and_an_older_point_from_the_history(history_project):
+    project = history_project
+    add_readings(project, "2025-01-01")
+    project.manage("backup_database", "--type", "db", check=True)
+    time.sleep(1.1)
+    add_readings(project, "2025-01-02")
+    project.manage("backup_database", "--type", "db", check=True)
+    result = project.manage("backup_database", "--drill", check=True)
+    lines = [line for line in result.stdout.splitlines() if line.startswith("Restore drill passed")]
+    assert len(lines) == 3
+    newest, older = sorted((p for p in project.points() if "kind:db" in p["tags"]), key=lambda p: p["time"])[
+        ::-1
+    ]
+    assert lines[1].startswith(f"Restore drill passed: local restore point {newest['short_id']} (db_backup_")
+    assert "with 864 readings" in lines[1]
+    assert lines[2].startswith(f"Restore drill passed: local restore point {older['short_id']} (db_backup_")
+    assert "with 432 readings" in lines[2]

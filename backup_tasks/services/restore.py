@@ -234,3 +234,59 @@ def restore_drill(
     return DrillResult(
         str(path), rows, newest_at.astimezone(conf.plant_zone()).isoformat() if newest_at else None, duration
     )
+
+
+def history_drill(
+    *, alias: str = DEFAULT_DB_ALIAS, root: Path | None = None, trigger: str = "", offsite: bool = False
+) -> list[DrillResult]:
+    """Restore the newest database restore point and one random older one into scratch files.
+
+    Each is checked against its checksum, the engine's integrity check and the
+    readings recorded when it was taken. offsite: from the offsite repository.
+    """
+    where = history.OFFSITE if offsite else history.LOCAL
+    results = []
+    with recorded(BackupRun.Kind.DRILL, trigger=trigger, alias=alias) as run:
+        engine = get_engine(alias)
+        repo = history.repository_named(where)
+        points = history.drill_points(where=where)
+        if not points:
+            raise BackupError(f"No database restore point in the {where} history to drill yet.")
+        parent = layout.DB.directory(root)
+        parent.mkdir(parents=True, exist_ok=True)
+        run.details = {"history": where, "points": []}
+        for point in points:
+            began = time.monotonic()
+            folder = Path(tempfile.mkdtemp(prefix=f".history_{point.short_id}.", suffix=".tmp", dir=parent))
+            try:
+                path = history.fetch(repo, point, folder)
+                with restorable(engine, path) as (plain, _):
+                    scratch = folder / f"drill_{plain.name}"
+                    try:
+                        engine.restore_into(plain, scratch)
+                        restored = engine.verify_copy(scratch)
+                    except (RestoreFailed, DamagedCopy) as exc:
+                        raise BackupError(
+                            f"Restore drill of {where} restore point {point.short_id} failed: {exc}."
+                        ) from None
+            finally:
+                shutil.rmtree(folder, ignore_errors=True)
+            recorded_rows = point.tag("rows")
+            if recorded_rows is not None and int(recorded_rows) != restored.rows:
+                raise BackupError(
+                    f"Restore drill of {where} restore point {point.short_id} failed: {restored.rows:,} "
+                    f"readings restored, {int(recorded_rows):,} recorded."
+                )
+            newest = restored.newest_reading
+            run.details["points"].append({"id": point.short_id, "rows": restored.rows})
+            results.append(
+                DrillResult(
+                    f"{where} restore point {point.short_id} ({path.name})",
+                    restored.rows,
+                    newest.astimezone(conf.plant_zone()).isoformat() if newest else None,
+                    time.monotonic() - began,
+                )
+            )
+        run.file = repo.shown
+        run.rows = results[0].rows
+    return results

@@ -36,7 +36,7 @@ BELONGS_TO = (
     ("yes", "restore", "--yes goes with --restore"),
     ("at", "restore", '--at goes with --restore, as in: backup_database --restore --at "2025-03-01 14:00"'),
     ("source", "restore", "--from goes with --restore --at"),
-    ("offsite", "history", "--offsite goes with --history or --check-history"),
+    ("offsite", "history", "--offsite goes with --history, --check-history or --drill"),
     ("days", "cleanup", "--days goes with --cleanup, as in: backup_database --cleanup --days 7"),
     *((f"keep_{period}", "cleanup", f"--keep-{period} goes with --cleanup") for period in PERIODS),
     ("dry_run", "cleanup", "--dry-run goes with --cleanup"),
@@ -230,7 +230,7 @@ class Command(BaseCommand):
             if (
                 option in given
                 and action not in actions
-                and not (option == "offsite" and "check_history" in actions)
+                and not (option == "offsite" and {"check_history", "drill"} & set(actions))
             ):
                 raise Error(message)
         self._check_values(options)
@@ -436,13 +436,21 @@ class Command(BaseCommand):
         )
 
     def _drill(self, options: dict, trigger: str) -> None:
-        from backup_tasks.services.restore import restore_drill  # deferred, as in _restore
+        from backup_tasks.services.restore import history_drill, restore_drill  # deferred, as in _restore
 
         result = restore_drill(trigger=trigger)
         self.stdout.write(
             f"Restore drill passed: {layout.display_str(result.path)} restored to a scratch file with "
             f"{result.rows:,} readings (newest {result.newest_reading}), integrity ok, matching its record."
         )
+        from backup_tasks.services import history  # deferred: only with the history on
+
+        if history.enabled():
+            for drill in history_drill(trigger=trigger, offsite=options["offsite"]):
+                self.stdout.write(
+                    f"Restore drill passed: {drill.path} restored to a scratch file with {drill.rows:,} "
+                    f"readings (newest {drill.newest_reading}), integrity ok, matching its record."
+                )
 
     def _check(self, options: dict, trigger: str) -> None:
         health = backup_health(max_age_hours=options["max_age"])
