@@ -179,7 +179,12 @@ def log_statistics(*, alias: str = "default", root: Path | None = None) -> Statu
 
 
 def history_lines(alias: str = "default") -> list[str]:
-    """The history's figures, or why there is none; never makes a key or a repository."""
+    """The history's figures, or why there is none; never makes a key or a repository.
+
+    Nothing when the operator turned it off (BACKUP_REPOSITORY=off).
+    """
+    if conf.repository_location() is None:
+        return []
     if why := history.why_off():
         return [why]
     try:
