@@ -235,6 +235,8 @@ NEXT_STEPS = {
     "no_drill": "Next: run a restore drill. It restores the newest snapshot into a scratch copy and "
     "checks it; the weekly backup repeats it from then on.",
     "failed": "Next: set right what the error says, then run it again.",
+    "offsite": "Next: check that the offsite repository (BACKUP_OFFSITE_REPOSITORY) can be reached; "
+    "the next backup copies everything it missed.",
 }
 JOB_FOR_KIND = {
     BackupRun.Kind.SNAPSHOT: "complete_backup",
