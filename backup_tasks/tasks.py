@@ -65,6 +65,7 @@ def _only(kind: str, **window: str | None) -> Callable[[dict, Context], None]:
         if kind != "db" and ctx.scheduled and not any(window.values()):
             options["incremental"] = True
         summary["files"].append(backup.SERVICE_OF_KIND[kind](trigger=ctx.trigger, **options).to_dict())
+        backup.after_backup()  # thin the plain files and copy offsite, as after a complete backup
 
     return run
 

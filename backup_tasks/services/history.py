@@ -191,7 +191,7 @@ def copy_offsite() -> Copied | None:
         with working():
             source = local()
             source.open(create=True)
-            remote.open(create=True)
+            remote.open(create=True, like=source)
             copied = _unlocked(
                 remote, lambda: remote.copy_from(source, timeout=conf.offsite_timeout_seconds())
             )

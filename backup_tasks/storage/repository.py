@@ -337,7 +337,7 @@ class Repository:
             dummy.write_text(secrets.token_hex(16))
             return Repository(self.location, dummy, cache_dir=self.cache_dir).probe() != "absent"
 
-    def open(self, *, create: bool) -> None:
+    def open(self, *, create: bool, like: "Repository | None" = None) -> None:
         """Make sure the repository is there and the key opens it.
 
         create: make the key and the repository when neither exists. A key is
@@ -367,7 +367,17 @@ class Repository:
         if state == "absent":
             if not create:
                 raise RepositoryError(f"There is no backup repository at {self.shown}.")
-            self._run(["init", "--repository-version", "2"], timeout=600)
+            if like is None:
+                self._run(["init", "--repository-version", "2"], timeout=600)
+            else:
+                # The same chunker as the repository it copies from: its data deduplicates here too.
+                extra = {
+                    "RESTIC_FROM_REPOSITORY": like.location,
+                    "RESTIC_FROM_PASSWORD_FILE": str(like.key_file),
+                }
+                self._run(
+                    ["init", "--repository-version", "2", "--copy-chunker-params"], env=extra, timeout=600
+                )
 
     def unlock(self) -> None:
         """Remove locks whose process is gone (restic decides): never another process's live lock."""
