@@ -8,7 +8,7 @@ times appends an hour of readings (one every 2 s) and runs
 real restic binary. Prints JSON: the first restore point's bytes, the median
 bytes each hourly point adds (restic's data_added, before compression, and
 the repository's growth on disk), the repository's size after the day against
-24 plain snapshots, and the seconds restic adds to each run.
+the same number of plain snapshots, and the seconds restic adds to each run.
 
 Targets (issue: the backup history): 720 hourly points cost about 1 GB at
 month size instead of about 100 GB; at year scale 30 days of hourly points plus
@@ -75,6 +75,7 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--hours", type=int, default=24)
     parser.add_argument("--work", type=Path, required=True)
+    parser.add_argument("--keep-plain", type=int, default=2, help="plain files left on disk meanwhile")
     args = parser.parse_args()
     work = args.work.resolve()
     work.mkdir(parents=True, exist_ok=True)
@@ -86,7 +87,7 @@ def main() -> None:
         BACKUP_DIR=str(backups),
         SECRET_KEY_FILE=str(work / "secret.key"),
         BACKUP_REPOSITORY_PASSWORD_FILE=str(work / "backup-repository.key"),
-        BACKUP_KEEP_PLAIN="1000",  # keep every plain file: the comparison
+        BACKUP_KEEP_PLAIN=str(args.keep_plain),  # the plain sizes are taken from the run records
         TIME_ZONE="Europe/Berlin",
         DJANGO_SETTINGS_MODULE="smartAquarium.settings",
     )
@@ -108,14 +109,15 @@ def main() -> None:
         manage(env, "backup_database", "--type", "db")
         wall = time.monotonic() - began
         with sqlite3.connect(db) as conn:
-            details = json.loads(
-                conn.execute(
-                    "SELECT details FROM backup_tasks_backuprun WHERE kind = 'snapshot' ORDER BY id DESC LIMIT 1"
-                ).fetchone()[0]
-            )
+            text, size = conn.execute(
+                "SELECT details, size_bytes FROM backup_tasks_backuprun WHERE kind = 'snapshot' "
+                "ORDER BY id DESC LIMIT 1"
+            ).fetchone()
+            details = json.loads(text)
         runs.append(
             {
                 "db_bytes": db.stat().st_size,
+                "plain_bytes": size,
                 "data_added": details["history"]["data_added"],
                 "repo_growth": folder_bytes(repo) - before,
                 "restic_s": details["history"]["seconds"],
@@ -124,7 +126,7 @@ def main() -> None:
         )
         time.sleep(1.1)  # one file name per second
     hourly = runs[1:]
-    plain = sum(p.stat().st_size for p in (backups / "database").glob("db_backup_*.sqlite3"))
+    plain = sum(r["plain_bytes"] for r in runs[1:])  # the day's hourly plain snapshots
     result = {
         "days": args.days,
         "db_bytes": runs[-1]["db_bytes"],
@@ -136,8 +138,8 @@ def main() -> None:
         "hourly_median_restic_s": statistics.median(r["restic_s"] for r in hourly),
         "hourly_median_run_s": statistics.median(r["run_s"] for r in hourly),
         "repo_bytes_after_day": folder_bytes(repo),
-        "plain_bytes_of_day": plain,
-        "plain_files": len(list((backups / "database").glob("db_backup_*.sqlite3"))),
+        "plain_bytes_of_hourly_snapshots": plain,
+        "hourly_points": len(hourly),
     }
     print(json.dumps(result, indent=1))
 

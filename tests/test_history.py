@@ -488,3 +488,25 @@ def test_drill_restores_the_newest_and_an_older_point_from_the_history(history_p
     assert "with 864 readings" in lines[1]
     assert lines[2].startswith(f"Restore drill passed: local restore point {older['short_id']} (db_backup_")
     assert "with 432 readings" in lines[2]
+
+
+def test_too_old_a_restic_is_one_line_and_backups_go_on(history_project, tmp_path):
+    project = history_project
+    # Debian ships restic 0.14 only: an older one is stood in for by a script that
+    # answers `restic version` as restic 0.12.1 does (it is never asked anything else).
+    folder = tmp_path / "old-restic"
+    folder.mkdir()
+    fake = folder / "restic"
+    fake.write_text("#!/bin/sh\necho 'restic 0.12.1 compiled with go1.15.9 on linux/amd64'\n")
+    fake.chmod(0o755)
+    project.extra["PATH"] = f"{folder}:{os.environ['PATH']}"
+    add_readings(project, "2025-01-01")
+    result = project.manage("backup_database", check=True)
+    assert "Backup completed!" in result.stdout
+    assert not project.repository.exists()
+    history = project.manage("backup_database", "--history")
+    assert history.returncode == 1
+    assert history.stderr.strip().splitlines() == [
+        f"Error: restic 0.12.1 at {fake} is too old for the backup history: install restic 0.14 or newer "
+        "(Debian/Raspberry Pi OS: sudo apt-get install restic)"
+    ]
