@@ -467,7 +467,9 @@ def days_until_full(*, alias: str = "default", now: datetime | None = None) -> f
     added = 0
     first = None
     for started, details in runs.values_list("started_at", "details"):
-        stored = (details or {}).get("history") or {}
+        stored = (details or {}).get("history")
+        if not isinstance(stored, dict):
+            continue
         added += int(stored.get("data_added") or 0)
         first = started if first is None or started < first else first
     if not added or first is None:

@@ -254,7 +254,7 @@ def history_drill(
             raise BackupError(f"No database restore point in the {where} history to drill yet.")
         parent = layout.DB.directory(root)
         parent.mkdir(parents=True, exist_ok=True)
-        run.details = {"history": where, "points": []}
+        run.details = {"repository": where, "points": []}
         for point in points:
             began = time.monotonic()
             folder = Path(tempfile.mkdtemp(prefix=f".history_{point.short_id}.", suffix=".tmp", dir=parent))
