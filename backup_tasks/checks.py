@@ -8,6 +8,7 @@ from django.db import connections
 from backup_tasks import conf
 from backup_tasks.engines import get_engine
 from backup_tasks.storage.compression import SUFFIXES
+from backup_tasks.storage.repository import unavailable
 
 
 @register()
@@ -85,3 +86,22 @@ def check_visibility_timeout(app_configs=None, **kwargs):
             )
         ]
     return []
+
+
+@register()
+def check_history(app_configs=None, **kwargs):
+    """Without restic (or too old a one) backups still work, but no history is kept."""
+    if conf.repository_location() is None:
+        return []
+    problem = unavailable()
+    if problem is None:
+        return []
+    return [
+        Warning(
+            f"{problem}. Backups go on as plain files only: no deduplicated hourly history, "
+            "no offsite copies.",
+            hint="Install restic 0.14 or newer (Debian/Raspberry Pi OS: sudo apt-get install restic), "
+            "or set BACKUP_REPOSITORY=off to silence this.",
+            id="backup_tasks.W010",
+        )
+    ]

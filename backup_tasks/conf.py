@@ -82,3 +82,48 @@ def hard_time_limit_seconds() -> float | None:
 def visibility_timeout_seconds() -> int:
     """When Redis hands a task that was taken but not acknowledged to another worker."""
     return int(getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", {}).get("visibility_timeout", 3600))
+
+
+# -- the backup history (restic repositories) ----------------------------------
+
+OFF = "off"
+
+
+def repository_location() -> str | None:
+    """BACKUP_REPOSITORY: the local history repository; None when set to 'off'."""
+    value = str(getattr(settings, "BACKUP_REPOSITORY", "") or "").strip()
+    if value.lower() == OFF:
+        return None
+    return value or str(backup_dir() / "repository")
+
+
+def repository_key_file() -> Path:
+    return Path(
+        getattr(
+            settings, "BACKUP_REPOSITORY_PASSWORD_FILE", Path(settings.BASE_DIR) / "backup-repository.key"
+        )
+    )
+
+
+def offsite_location() -> str:
+    return str(getattr(settings, "BACKUP_OFFSITE_REPOSITORY", "") or "").strip()
+
+
+def offsite_max_age_hours() -> float:
+    return float(getattr(settings, "BACKUP_OFFSITE_MAX_AGE_HOURS", 26))
+
+
+def offsite_timeout_seconds() -> int:
+    return int(getattr(settings, "BACKUP_OFFSITE_TIMEOUT", 1800))
+
+
+def keep_plain() -> int:
+    """BACKUP_KEEP_PLAIN: newest plain snapshot files kept in database/ once they are in the history."""
+    return max(1, int(getattr(settings, "BACKUP_KEEP_PLAIN", 3)))
+
+
+def history_keep(where: str, period: str) -> int:
+    """BACKUP_HISTORY_KEEP_<PERIOD> (where='HISTORY') or BACKUP_OFFSITE_KEEP_<PERIOD>."""
+    defaults = {"DAILY": 90, "WEEKLY": 52, "MONTHLY": 24}
+    fallback = getattr(settings, f"BACKUP_HISTORY_KEEP_{period}", defaults[period])
+    return int(getattr(settings, f"BACKUP_{where}_KEEP_{period}", fallback))

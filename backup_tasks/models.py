@@ -57,6 +57,8 @@ class BackupRun(models.Model):
         VERIFY = "verify", "Verification"
         RESTORE = "restore", "Restore"
         DRILL = "drill", "Restore drill"
+        HISTORY_CHECK = "repo_check", "History check"
+        HISTORY_RETENTION = "retention", "History retention"
 
     # Runs of these kinds write a backup file.
     FILE_KINDS = (Kind.SNAPSHOT, Kind.CSV, Kind.JSON)

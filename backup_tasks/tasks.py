@@ -27,7 +27,7 @@ from backup_tasks.core.errors import BackupError
 from backup_tasks.core.units import human_size
 from backup_tasks.queueing import flight
 from backup_tasks.queueing.headers import REQUESTED_BY_HEADER, SLOT_HEADER
-from backup_tasks.services import backup, cleanup, restore, status
+from backup_tasks.services import backup, cleanup, history, restore, status
 from backup_tasks.storage.log import run_logger
 from backup_tasks.storage.safefile import run_tag
 
@@ -65,6 +65,7 @@ def _only(kind: str, **window: str | None) -> Callable[[dict, Context], None]:
         if kind != "db" and ctx.scheduled and not any(window.values()):
             options["incremental"] = True
         summary["files"].append(backup.SERVICE_OF_KIND[kind](trigger=ctx.trigger, **options).to_dict())
+        backup.after_backup()  # thin the plain files and copy offsite, as after a complete backup
 
     return run
 
@@ -90,6 +91,36 @@ def _cleanup(days_to_keep: int | None) -> Callable[[dict, Context], None]:
 
 def _statistics(summary: dict, ctx: Context) -> None:
     summary["statistics"] = status.log_statistics().to_dict()
+
+
+def _history_retention(summary: dict, ctx: Context) -> None:
+    if not history.enabled():
+        return
+    summary["history_retention"] = []
+    for where in (history.LOCAL, history.OFFSITE) if history.offsite() else (history.LOCAL,):
+        plan = history.apply_retention(where=where, trigger=ctx.trigger)
+        summary["history_retention"].append(
+            {"where": where, "forgot": len(plan.forget), "kept": len(plan.keep)}
+        )
+
+
+def _history_drill(summary: dict, ctx: Context) -> None:
+    """The newest and one random older restore point weekly; in a month's first week, offsite too."""
+    if not history.enabled():
+        return
+    drills = restore.history_drill(trigger=ctx.trigger)
+    if history.offsite() and datetime.now(conf.plant_zone()).day <= 7:
+        drills += restore.history_drill(trigger=ctx.trigger, offsite=True)
+    summary["history_drill"] = [drill.to_dict() for drill in drills]
+
+
+def _history_check(summary: dict, ctx: Context) -> None:
+    if not history.enabled():
+        return
+    summary["history_check"] = []
+    for where in (history.LOCAL, history.OFFSITE) if history.offsite() else (history.LOCAL,):
+        result = history.check(where=where, trigger=ctx.trigger)
+        summary["history_check"].append({"where": where, "subset": result.subset, "ok": result.ok})
 
 
 def _drill(summary: dict, ctx: Context) -> None:
@@ -136,6 +167,7 @@ class BackupTask(Task):
             # this lock, so nothing else writes under our tag now.
             cleanup.remove_unfinished_files(tag=request.id)
             tag = run_tag.set(request.id)
+            slot_tag = history.current_slot.set(slot)  # tagged on the restore points
             try:
                 step.run(summary, ctx)
             except BackupError as exc:
@@ -150,6 +182,7 @@ class BackupTask(Task):
                 raise
             finally:
                 run_tag.reset(tag)
+                history.current_slot.reset(slot_tag)
             claim.finish()
         if failure is not None:
             self._fail(failure, job)
@@ -267,7 +300,12 @@ def cleanup_old_backups(self, days_to_keep: int | None = None) -> dict:
 def daily_backup(self) -> dict:
     """The guide's daily job: complete backup, then cleanup of old backups."""
     return self.run_steps(
-        [Step("complete_backup", _backup), Step("cleanup_old_backups", _cleanup(None), always=True)]
+        [
+            Step("complete_backup", _backup),
+            Step("cleanup_old_backups", _cleanup(None), always=True),
+            # Forget and prune after the backup, never beside it (the history's own lock too).
+            Step("history_retention", _history_retention, always=True),
+        ]
     )
 
 
@@ -278,6 +316,8 @@ def weekly_backup(self) -> dict:
         [
             Step("complete_backup", _backup),
             Step("restore_drill", _drill),
+            Step("history_drill", _history_drill),
+            Step("history_check", _history_check, always=True),
             Step("statistics", _statistics, always=True),
         ]
     )

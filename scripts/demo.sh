@@ -7,6 +7,19 @@ cd "$(dirname "$0")/.."
 . scripts/_venv.sh
 ensure_venv requirements.txt
 
+# The backup history needs restic 0.14+: installed here as the test command
+# installs its packages (as root, with apt-get); otherwise one line, and the
+# demo goes on with plain backup files only.
+if ! command -v restic >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "Installing restic (the backup history)"
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq restic >/dev/null ||
+            echo "restic could not be installed: going on without the backup history (README: Backup history)"
+    else
+        echo "restic is not installed: going on without the backup history (install it: sudo apt-get install restic)"
+    fi
+fi
+
 run() {
     echo "\$ python manage.py $*"
     .venv/bin/python manage.py "$@"

@@ -34,6 +34,8 @@ require redis-server redis-server
 # The browser tests drive Debian's Chromium through Playwright's driver; they
 # never download a browser of their own (no `playwright install`).
 require /usr/bin/chromium chromium
+# The backup history (tests/test_history.py) runs the real restic binary.
+require restic restic
 
 # The PostgreSQL tests start a throwaway cluster of their own (initdb and pg_ctl
 # on a free port) unless TEST_POSTGRES_URL names a server. Debian keeps the

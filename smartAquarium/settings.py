@@ -194,6 +194,28 @@ BACKUP_EXPORT_LAG = env_int("BACKUP_EXPORT_LAG", 60)
 # none, gzip or zstd: compresses snapshots and exports (verify and restore read all).
 BACKUP_COMPRESSION = env_str("BACKUP_COMPRESSION", "none")
 
+# The backup history (README: Backup history): every run's verified files go
+# into a deduplicated, encrypted restic repository when restic is installed.
+# Empty: BACKUP_DIR/repository; "off": no history, plain files only.
+BACKUP_REPOSITORY = env_str("BACKUP_REPOSITORY", "")
+# The repository's key, made on first use (mode 0600). Keep a copy away from the plant.
+BACKUP_REPOSITORY_PASSWORD_FILE = Path(
+    env_str("BACKUP_REPOSITORY_PASSWORD_FILE", str(BASE_DIR / "backup-repository.key"))
+)
+# A second repository that leaves the building (folder, sftp:, s3:, rest:); empty: none.
+BACKUP_OFFSITE_REPOSITORY = env_str("BACKUP_OFFSITE_REPOSITORY", "")
+BACKUP_OFFSITE_MAX_AGE_HOURS = env_int("BACKUP_OFFSITE_MAX_AGE_HOURS", 26)
+BACKUP_OFFSITE_TIMEOUT = env_int("BACKUP_OFFSITE_TIMEOUT", 1800)
+# Plain snapshot files kept in database/ once they are in the history.
+BACKUP_KEEP_PLAIN = env_int("BACKUP_KEEP_PLAIN", 3)
+# Restore points kept beyond BACKUP_KEEP_DAYS of hourly ones, per repository.
+BACKUP_HISTORY_KEEP_DAILY = env_int("BACKUP_HISTORY_KEEP_DAILY", 90)
+BACKUP_HISTORY_KEEP_WEEKLY = env_int("BACKUP_HISTORY_KEEP_WEEKLY", 52)
+BACKUP_HISTORY_KEEP_MONTHLY = env_int("BACKUP_HISTORY_KEEP_MONTHLY", 24)
+BACKUP_OFFSITE_KEEP_DAILY = env_int("BACKUP_OFFSITE_KEEP_DAILY", BACKUP_HISTORY_KEEP_DAILY)
+BACKUP_OFFSITE_KEEP_WEEKLY = env_int("BACKUP_OFFSITE_KEEP_WEEKLY", BACKUP_HISTORY_KEEP_WEEKLY)
+BACKUP_OFFSITE_KEEP_MONTHLY = env_int("BACKUP_OFFSITE_KEEP_MONTHLY", BACKUP_HISTORY_KEEP_MONTHLY)
+
 # Seconds after which a run still marked "running" counts as abandoned.
 BACKUP_RUN_TIMEOUT = env_int("BACKUP_RUN_TIMEOUT", 3 * 3600)
 

@@ -621,3 +621,59 @@ INSERT INTO readings_reading (water_temperature, air_temperature, humidity, setp
 SELECT 24.5 + (i %% 100) / 100.0, 26.0, 60.0, 25.0, 120, timestamptz '2025-01-01 00:00:00+00' + i * interval '2 seconds'
 FROM generate_series(0, %s) AS i
 """
+
+
+# -- an S3-compatible endpoint ------------------------------------------------
+#
+# moto_server (moto[server] from requirements-dev.txt) on a free loopback port:
+# a real HTTP S3 endpoint that restic talks to as to any other.
+
+
+class S3Server:
+    """A moto_server process of our own, which a test may freeze (SIGSTOP) and thaw."""
+
+    ACCESS = {"AWS_ACCESS_KEY_ID": "plant-test", "AWS_SECRET_ACCESS_KEY": "plant-test-secret"}
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> "S3Server":
+        program = Path(sys.executable).parent / "moto_server"
+        if not program.exists():
+            raise RuntimeError(
+                f"moto_server is not installed at {program}: pip install -r requirements-dev.txt "
+                "(moto[server]) for the offsite history tests"
+            )
+        log = open(self.folder / f"moto-{self.port}.log", "ab")  # noqa: SIM115 (the process keeps it)
+        self.process = subprocess.Popen(
+            [str(program), "-H", "127.0.0.1", "-p", str(self.port)], stdout=log, stderr=subprocess.STDOUT
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                    return self
+            except OSError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"moto_server did not start on port {self.port}: see {log.name}"
+                    ) from None
+                time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    server = S3Server(tmp_path_factory.mktemp("s3")).start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -19,6 +19,7 @@ from backup_tasks.core.errors import BackupError, DiskFull
 from backup_tasks.core.units import human_size
 from backup_tasks.engines import get_engine
 from backup_tasks.models import BackupRun
+from backup_tasks.services import history
 from backup_tasks.services.cleanup import cleanup_old_backups
 from backup_tasks.services.runs import recorded
 from backup_tasks.storage import compression
@@ -67,7 +68,9 @@ def now_stamp() -> datetime:
     return datetime.now(conf.plant_zone()).replace(microsecond=0)
 
 
-def _run(kind: layout.Kind, *, trigger: str, alias: str, work: Callable[[], Written]) -> BackupResult:
+def _run(
+    kind: layout.Kind, *, trigger: str, alias: str, when: datetime, work: Callable[[], Written]
+) -> BackupResult:
     with recorded(kind.run_kind, trigger=trigger, alias=alias) as run:
         began = time.monotonic()
         written = work()
@@ -88,6 +91,16 @@ def _run(kind: layout.Kind, *, trigger: str, alias: str, work: Callable[[], Writ
         run.details = dict(written.details)
         if len(parts) > 1:
             run.details["parts"] = [{"file": p.path.name, "rows": p.rows, "sha256": p.sha256} for p in parts]
+        # Verified and named: now a restore point in the history (when restic is there).
+        stored = history.store(
+            kind,
+            [part.path for part in parts],
+            when=when,
+            run_id=run.record.pk if run.record else None,
+            rows=result.rows,
+        )
+        if stored is not None:
+            run.details["history"] = stored.to_dict()
     run_logger().info(
         "%s written: %s (%s, %s readings, %.2f s)",
         kind.label,
@@ -221,7 +234,7 @@ def snapshot_database(
                 sha256 = file_sha256(out.tmp)
         return Written(out.final, snapshot.rows, sha256, snapshot.newest_reading)
 
-    return _run(layout.DB, trigger=trigger, alias=alias, work=work)
+    return _run(layout.DB, trigger=trigger, alias=alias, when=when, work=work)
 
 
 def _export(
@@ -287,7 +300,7 @@ def _export(
         ]
         return Written(out.final, sum(p.rows for p in parts), parts[0].sha256, parts=parts, details=details)
 
-    return _run(kind, trigger=trigger, alias=alias, work=work)
+    return _run(kind, trigger=trigger, alias=alias, when=when, work=work)
 
 
 def incremental_window(kind: layout.Kind, *, alias: str = "default") -> tuple[datetime | None, datetime]:
@@ -409,4 +422,19 @@ def complete_backup(
         if on_result:
             on_result(result)
     run_logger().info("Backup completed: %s", ", ".join(layout.KINDS[k].label for k in kinds))
+    after_backup(alias=alias, root=root)
     return results
+
+
+def after_backup(*, alias: str = "default", root: Path | None = None) -> None:
+    """Once a backup is in the history: thin the plain files, then copy offsite (never failing the backup)."""
+    if not history.enabled():
+        return
+    history.thin_plain(root=root, alias=alias)
+    copied = history.copy_offsite()
+    if copied is not None:
+        # Recorded with the newest run, where --check and --status read the offsite lag.
+        last = BackupRun.objects.using(alias).succeeded().order_by("-id").first()
+        if last is not None:
+            last.details = {**(last.details or {}), "offsite": copied.to_dict()}
+            last.save(using=alias, update_fields=["details"])

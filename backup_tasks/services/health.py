@@ -12,6 +12,7 @@ from backup_tasks.core import layout
 from backup_tasks.core.errors import BackupError
 from backup_tasks.engines import get_engine
 from backup_tasks.models import BackupRun
+from backup_tasks.services import history
 from backup_tasks.storage.safefile import MISSING, not_regular
 
 OK, WARNING, CRITICAL = 0, 1, 2
@@ -24,6 +25,8 @@ WATCHED = (
     BackupRun.Kind.CLEANUP,
     BackupRun.Kind.VERIFY,
     BackupRun.Kind.DRILL,
+    BackupRun.Kind.HISTORY_CHECK,
+    BackupRun.Kind.HISTORY_RETENTION,
 )
 DRILL_EVERY = timedelta(days=8)  # weekly drills, a day of grace
 
@@ -89,6 +92,9 @@ def backup_health(
             "failed",
             worst.kind,
         )
+    lag = offsite_lag(alias=alias, now=now)
+    if lag is not None and lag.code == CRITICAL:
+        return lag
     if newest is None and recorded is not None:
         return Health(
             CRITICAL,
@@ -136,6 +142,8 @@ def backup_health(
             "missing",
             BackupRun.Kind.SNAPSHOT,
         )
+    if lag is not None:
+        return lag
     if stuck:
         return Health(
             WARNING, f"{stuck} run(s) still marked running for more than {max_age_hours:g} h", "stuck"
@@ -148,3 +156,28 @@ def backup_health(
             BackupRun.Kind.DRILL,
         )
     return Health(OK, f"newest verified snapshot {name} is {_hours(age)} old; last runs succeeded")
+
+
+def offsite_lag(*, alias: str = "default", now: datetime | None = None) -> Health | None:
+    """WARNING when the offsite copy is older than BACKUP_OFFSITE_MAX_AGE_HOURS, CRITICAL at three times that."""
+    remote = history.offsite()
+    if remote is None or not history.enabled():
+        return None
+    now = now or timezone.now()
+    limit = conf.offsite_max_age_hours()
+    last = history.last_offsite_copy(alias)
+    if last is None:
+        first = BackupRun.objects.using(alias).succeeded().order_by("started_at").first()
+        if first is None or now - first.started_at <= timedelta(hours=limit):
+            return None
+        age, what = now - first.started_at, f"nothing copied to the offsite history {remote.shown} yet"
+    else:
+        age, what = now - last, f"offsite history {remote.shown} last caught up {_hours(now - last)} ago"
+    if age <= timedelta(hours=limit):
+        return None
+    code = CRITICAL if age > timedelta(hours=3 * limit) else WARNING
+    return Health(
+        code,
+        f"{what} (limit {limit:g} h): check the connection and the log, the next backup retries",
+        "offsite",
+    )

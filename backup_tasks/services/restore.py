@@ -4,10 +4,13 @@ Both copy through the database's engine (engines.*.restore_into): the live
 database keeps its own locking, and its run history stays the live one.
 """
 
+import shutil
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from pathlib import Path
 
 from django.db import DEFAULT_DB_ALIAS
@@ -19,7 +22,7 @@ from backup_tasks.core.errors import BackupError
 from backup_tasks.engines import get_engine
 from backup_tasks.engines.base import DamagedCopy, Engine, RestoreFailed
 from backup_tasks.models import BackupRun
-from backup_tasks.services import backup
+from backup_tasks.services import backup, history
 from backup_tasks.services.runs import recorded
 from backup_tasks.services.verify import foreign_database
 from backup_tasks.storage import compression
@@ -168,6 +171,44 @@ def restore_snapshot(
     return RestoreResult(str(path), before, after, safety.path)
 
 
+@contextmanager
+def fetched(
+    moment: datetime, *, where: str = history.LOCAL, root: Path | None = None
+) -> Iterator[tuple[Path, "history.Point"]]:
+    """The newest database restore point at or before moment, as a file with its .sha256 in a scratch folder."""
+    repo, point = history.point_at(moment, where=where)
+    parent = layout.DB.directory(root)
+    parent.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix=f".history_{point.short_id}.", suffix=".tmp", dir=parent))
+    try:
+        yield history.fetch(repo, point, folder), point
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def restore_at(
+    *,
+    moment: datetime,
+    running_tasks: RunningTasks,
+    where: str = history.LOCAL,
+    alias: str = DEFAULT_DB_ALIAS,
+    trigger: str = "",
+    confirm: Callable[[int, int], bool] | None = None,
+) -> RestoreResult:
+    """Restore the newest restore point at or before moment (plant time), local or offsite.
+
+    The point's file is checked against the SHA-256 recorded at backup time and
+    by the engine's integrity check, then goes the same guarded way as a file.
+    """
+    with fetched(moment, where=where) as (path, point):
+        result = restore_snapshot(
+            path=path, running_tasks=running_tasks, alias=alias, trigger=trigger, confirm=confirm
+        )
+    taken = point.time.astimezone(conf.plant_zone()).strftime("%Y-%m-%d %H:%M:%S")
+    result.path = f"{path.name} (restore point {point.short_id} of {taken}, {where})"
+    return result
+
+
 def restore_drill(
     *, alias: str = DEFAULT_DB_ALIAS, root: Path | None = None, trigger: str = ""
 ) -> DrillResult:
@@ -207,3 +248,59 @@ def restore_drill(
     return DrillResult(
         str(path), rows, newest_at.astimezone(conf.plant_zone()).isoformat() if newest_at else None, duration
     )
+
+
+def history_drill(
+    *, alias: str = DEFAULT_DB_ALIAS, root: Path | None = None, trigger: str = "", offsite: bool = False
+) -> list[DrillResult]:
+    """Restore the newest database restore point and one random older one into scratch files.
+
+    Each is checked against its checksum, the engine's integrity check and the
+    readings recorded when it was taken. offsite: from the offsite repository.
+    """
+    where = history.OFFSITE if offsite else history.LOCAL
+    results = []
+    with recorded(BackupRun.Kind.DRILL, trigger=trigger, alias=alias) as run:
+        engine = get_engine(alias)
+        repo = history.repository_named(where)
+        points = history.drill_points(where=where)
+        if not points:
+            raise BackupError(f"No database restore point in the {where} history to drill yet.")
+        parent = layout.DB.directory(root)
+        parent.mkdir(parents=True, exist_ok=True)
+        run.details = {"repository": where, "points": []}
+        for point in points:
+            began = time.monotonic()
+            folder = Path(tempfile.mkdtemp(prefix=f".history_{point.short_id}.", suffix=".tmp", dir=parent))
+            try:
+                path = history.fetch(repo, point, folder)
+                with restorable(engine, path) as (plain, _):
+                    scratch = folder / f"drill_{plain.name}"
+                    try:
+                        engine.restore_into(plain, scratch)
+                        restored = engine.verify_copy(scratch)
+                    except (RestoreFailed, DamagedCopy) as exc:
+                        raise BackupError(
+                            f"Restore drill of {where} restore point {point.short_id} failed: {exc}."
+                        ) from None
+            finally:
+                shutil.rmtree(folder, ignore_errors=True)
+            recorded_rows = point.tag("rows")
+            if recorded_rows is not None and int(recorded_rows) != restored.rows:
+                raise BackupError(
+                    f"Restore drill of {where} restore point {point.short_id} failed: {restored.rows:,} "
+                    f"readings restored, {int(recorded_rows):,} recorded."
+                )
+            newest = restored.newest_reading
+            run.details["points"].append({"id": point.short_id, "rows": restored.rows})
+            results.append(
+                DrillResult(
+                    f"{where} restore point {point.short_id} ({path.name})",
+                    restored.rows,
+                    newest.astimezone(conf.plant_zone()).isoformat() if newest else None,
+                    time.monotonic() - began,
+                )
+            )
+        run.file = repo.shown
+        run.rows = results[0].rows
+    return results

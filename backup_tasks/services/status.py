@@ -10,9 +10,10 @@ from backup_tasks import conf
 from backup_tasks.core import layout
 from backup_tasks.core.crontab import Crontab, interval_run_after
 from backup_tasks.core.errors import BackupError
-from backup_tasks.core.units import moment_text
+from backup_tasks.core.units import human_size, moment_text
 from backup_tasks.engines import get_engine
 from backup_tasks.models import BackupRun, BackupSchedule
+from backup_tasks.services import history
 from backup_tasks.storage.log import run_logger
 from readings.models import Reading
 
@@ -28,6 +29,7 @@ class StatusReport:
     database_problem: str | None = None
     runs: list[str] = field(default_factory=list)  # "Database snapshot: last success ..., last failure ..."
     schedules: list[str] = field(default_factory=list)  # "Hourly backup: next run ..."
+    history: list[str] = field(default_factory=list)  # the restic history: where, how big, offsite
 
     def to_dict(self) -> dict:
         return {
@@ -38,6 +40,7 @@ class StatusReport:
             "database_problem": self.database_problem,
             "runs": self.runs,
             "schedules": self.schedules,
+            "history": self.history,
         }
 
 
@@ -53,6 +56,7 @@ def backup_status(*, alias: str = "default", root: Path | None = None) -> Status
     except BackupError as exc:
         report.database_problem = str(exc)
         return report
+    report.history = history_lines(alias)
     report.runs = run_lines(alias)
     report.schedules = schedule_lines(alias)
     readings = Reading.objects.using(alias)
@@ -112,6 +116,8 @@ def render_status(report: StatusReport) -> str:
         lines += ["", "Backup Runs:", *(f"  {line}" for line in report.runs)]
     if report.schedules:
         lines += ["", "Schedules:", *(f"  {line}" for line in report.schedules)]
+    if report.history:
+        lines += ["", "Backup History:", *(f"  {line}" for line in report.history)]
     lines.append(RULE)
     return "\n".join(lines)
 
@@ -170,3 +176,38 @@ def log_statistics(*, alias: str = "default", root: Path | None = None) -> Statu
     report = backup_status(alias=alias, root=root)
     run_logger().info("Backup statistics:\n%s", render_status(report))
     return report
+
+
+def history_lines(alias: str = "default") -> list[str]:
+    """The history's figures, or why there is none; never makes a key or a repository.
+
+    Nothing when the operator turned it off (BACKUP_REPOSITORY=off).
+    """
+    if conf.repository_location() is None:
+        return []
+    if why := history.why_off():
+        return [why]
+    try:
+        figures = history.figures(alias=alias)
+    except BackupError as exc:
+        return [f"Not readable: {exc}"]
+    lines = [
+        f"Repository: {figures.location}",
+        f"Restore points: {figures.points:,} (oldest {_when(figures.oldest)}, newest {_when(figures.newest)})",
+        f"Size: {human_size(figures.logical_bytes)} of backups stored in {human_size(figures.stored_bytes)}"
+        + (f", {human_size(figures.disk_bytes)} on disk" if figures.disk_bytes is not None else ""),
+        f"Key: {conf.repository_key_file()} (keep a copy away from the plant: without it the history cannot be read)",
+    ]
+    if figures.offsite is None:
+        lines.append("Offsite: none (set BACKUP_OFFSITE_REPOSITORY to copy the history off the machine)")
+    elif figures.offsite_lag_hours is None:
+        lines.append(f"Offsite: {figures.offsite}, not copied yet")
+    else:
+        lines.append(f"Offsite: {figures.offsite}, last caught up {figures.offsite_lag_hours:.1f} h ago")
+    if figures.days_until_full is not None:
+        lines.append(
+            f"Disk forecast: at the last 7 days' growth the backup disk is full in {figures.days_until_full:,.0f} days"
+        )
+    else:
+        lines.append("Disk forecast: no growth measured yet")
+    return lines

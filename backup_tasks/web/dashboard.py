@@ -26,7 +26,7 @@ from backup_tasks.engines.sql import EpochSeconds
 from backup_tasks.models import BackupRun
 from backup_tasks.services.health import NAMES as HEALTH_NAMES
 from backup_tasks.services.health import Health, backup_health
-from backup_tasks.services.status import backup_status, render_status, schedule_times
+from backup_tasks.services.status import backup_status, history_lines, render_status, schedule_times
 from backup_tasks.storage.checksums import recorded_checksum, sidecar
 from backup_tasks.storage.safefile import disk_usage
 from backup_tasks.web import charts, downloads, jobs
@@ -235,6 +235,8 @@ NEXT_STEPS = {
     "no_drill": "Next: run a restore drill. It restores the newest snapshot into a scratch copy and "
     "checks it; the weekly backup repeats it from then on.",
     "failed": "Next: set right what the error says, then run it again.",
+    "offsite": "Next: check that the offsite repository (BACKUP_OFFSITE_REPOSITORY) can be reached; "
+    "the next backup copies everything it missed.",
 }
 JOB_FOR_KIND = {
     BackupRun.Kind.SNAPSHOT: "complete_backup",
@@ -297,6 +299,7 @@ def dashboard(request):
         "title": "Backup dashboard",
         "schedules": schedule_times("default"),
         "disk": disk_space(),
+        "history": history_lines(),
         "temperature_charts": temperature_charts(now),
         "backup_charts": backup_charts(now),
         "jobs": jobs.JOBS.values() if request.user.has_perm(jobs.RUN_PERMISSION) else [],

@@ -24,7 +24,7 @@ DONE_LINES = {
 }
 PERIODS = ("hourly", "daily", "weekly", "monthly")
 # --verify, --restore, --drill and --check each run on their own (argparse keeps them apart).
-SOLO_MODES = ("verify", "restore", "drill", "check")
+SOLO_MODES = ("verify", "restore", "drill", "check", "history", "check_history")
 SINCE_UNTIL = (
     "--since and --until go with a backup or export, as in: backup_database --type csv --since 2025-01-01"
 )
@@ -34,6 +34,9 @@ BELONGS_TO = (
     ("until", "backup", SINCE_UNTIL),
     ("compress", "backup", "--compress goes with a backup or export, as in: backup_database --compress zstd"),
     ("yes", "restore", "--yes goes with --restore"),
+    ("at", "restore", '--at goes with --restore, as in: backup_database --restore --at "2025-03-01 14:00"'),
+    ("source", "restore", "--from goes with --restore --at"),
+    ("offsite", "history", "--offsite goes with --history, --check-history or --drill"),
     ("days", "cleanup", "--days goes with --cleanup, as in: backup_database --cleanup --days 7"),
     *((f"keep_{period}", "cleanup", f"--keep-{period} goes with --cleanup") for period in PERIODS),
     ("dry_run", "cleanup", "--dry-run goes with --cleanup"),
@@ -170,7 +173,16 @@ class Command(BaseCommand):
             help="check every backup (or the files given) against its checksum and content",
         )
         modes.add_argument(
-            "--restore", metavar="FILE", help="restore a database snapshot into the live database"
+            "--restore",
+            metavar="FILE",
+            nargs="?",
+            const="",
+            help="restore a database snapshot into the live database (a FILE, or --at a time from the history)",
+        )
+        modes.add_argument(
+            "--history",
+            action="store_true",
+            help="list the restore points of the backup history, newest first",
         )
         modes.add_argument(
             "--drill",
@@ -182,7 +194,27 @@ class Command(BaseCommand):
             action="store_true",
             help="one line for monitoring; exit 0 OK, 1 WARNING, 2 CRITICAL",
         )
+        modes.add_argument(
+            "--check-history",
+            action="store_true",
+            help="restic check of the history, reading this week's quarter of its data (--offsite: the offsite one)",
+        )
         parser.add_argument("--yes", action="store_true", help="with --restore: do not ask for confirmation")
+        parser.add_argument(
+            "--at",
+            type=plant_time,
+            metavar="WHEN",
+            help="with --restore: the newest restore point at or before WHEN (plant time, 'YYYY-MM-DD HH:MM')",
+        )
+        parser.add_argument(
+            "--from",
+            dest="source",
+            choices=["local", "offsite"],
+            help="with --restore --at: the repository to restore from (default local)",
+        )
+        parser.add_argument(
+            "--offsite", action="store_true", help="with --history: list the offsite repository"
+        )
         parser.add_argument(
             "--max-age",
             type=float,
@@ -195,7 +227,11 @@ class Command(BaseCommand):
         given = {name for name, value in options.items() if value is not None and value is not False}
         actions = self._actions(given)
         for option, action, message in BELONGS_TO:
-            if option in given and action not in actions:
+            if (
+                option in given
+                and action not in actions
+                and not (option == "offsite" and {"check_history", "drill"} & set(actions))
+            ):
                 raise Error(message)
         self._check_values(options)
         trigger = "command: " + (
@@ -208,6 +244,8 @@ class Command(BaseCommand):
             "restore": self._restore,
             "drill": self._drill,
             "check": self._check,
+            "history": self._history,
+            "check_history": self._check_history,
             "backup": self._backup,
             "cleanup": self._cleanup,
             "status": self._status,
@@ -261,6 +299,29 @@ class Command(BaseCommand):
             self.stdout.write("Backup completed!")
 
     def _cleanup(self, options: dict, trigger: str) -> None:
+        self._cleanup_files(options, trigger)
+        from backup_tasks.services import history  # deferred: only with the history on
+
+        if not history.enabled():
+            return
+        for where in (history.LOCAL, history.OFFSITE) if history.offsite() else (history.LOCAL,):
+            plan = history.apply_retention(where=where, dry_run=options["dry_run"], trigger=trigger)
+            zone = conf.plant_zone()
+            verb = "Would forget" if options["dry_run"] else "Forgot"
+            for point in plan.forget:
+                self.stdout.write(
+                    f"{verb} {where} restore point {point.short_id} ({point.time.astimezone(zone):%Y-%m-%d %H:%M:%S} {point.tag('kind')})"
+                )
+            for point, reasons in plan.keep:
+                self.stdout.write(
+                    f"Keep {where} restore point {point.short_id} ({point.time.astimezone(zone):%Y-%m-%d %H:%M:%S} {point.tag('kind')}): {', '.join(reasons)}"
+                )
+            self.stdout.write(
+                f"History {where} ({plan.policy}): {'would forget' if options['dry_run'] else 'forgot'} "
+                f"{len(plan.forget)} restore points, kept {len(plan.keep)}."
+            )
+
+    def _cleanup_files(self, options: dict, trigger: str) -> None:
         dry_run = options["dry_run"]
         keep = {f"keep_{period}": options[f"keep_{period}"] for period in PERIODS}
         result = cleanup.cleanup_old_backups(
@@ -298,8 +359,42 @@ class Command(BaseCommand):
                 f"{len(report.problems)} of {len(report.checks)} backups failed verification (see above)."
             )
 
+    def _history(self, options: dict, trigger: str) -> None:
+        from backup_tasks.services import history  # deferred: only this mode talks to restic
+
+        where = history.OFFSITE if options["offsite"] else history.LOCAL
+        entries = history.history(where=where)
+        if not entries:
+            self.stdout.write(f"No restore points in the {where} history yet.")
+            return
+        self.stdout.write(f"{'Plant time':<20} {'Kind':<5} {'Size':>10} {'Readings':>12}  Where    Point")
+        for entry in entries:
+            size = human_size(entry.size) if entry.size is not None else "?"
+            rows = f"{entry.rows:,}" if entry.rows is not None else "?"
+            self.stdout.write(
+                f"{entry.time:%Y-%m-%d %H:%M:%S} {entry.kind:<5} {size:>10} {rows:>12}  "
+                f"{entry.where:<8} {entry.point.short_id}"
+            )
+        self.stdout.write(f"{len(entries)} restore points in the {where} history.")
+
+    def _check_history(self, options: dict, trigger: str) -> None:
+        from backup_tasks.services import history  # deferred: only this mode talks to restic
+
+        where = history.OFFSITE if options["offsite"] else history.LOCAL
+        result = history.check(where=where, trigger=trigger)
+        self.stdout.write(
+            f"History check passed: no errors in the {where} history (data read: part {result.subset})."
+        )
+
     def _restore(self, options: dict, trigger: str) -> None:
-        path, yes = Path(options["restore"]), options["yes"]
+        if not options["restore"] and not options["at"]:
+            raise Error('--restore needs a FILE, or --at "YYYY-MM-DD HH:MM" to restore from the history')
+        if options["restore"] and options["at"]:
+            raise Error("--restore takes a FILE or --at, not both")
+        if options["source"] and not options["at"]:
+            raise Error("--from goes with --restore --at")
+        at, yes = options["at"], options["yes"]
+        path = Path(options["restore"]) if options["restore"] else None
         self.stdout.write(RESTORE_NOTE)
 
         def confirm(now: int, in_backup: int) -> bool:
@@ -310,8 +405,9 @@ class Command(BaseCommand):
                     "Refusing to restore without confirmation: run it in a terminal, or add --yes. "
                     "Nothing was restored."
                 )
+            what = layout.display_str(path) if path else f"the restore point at or before {at:%Y-%m-%d %H:%M}"
             self.stdout.write(
-                f"This replaces the live database ({now:,} readings) with {layout.display_str(path)} "
+                f"This replaces the live database ({now:,} readings) with {what} "
                 f"({in_backup:,} readings). A safety snapshot is taken first."
             )
             self.stdout.flush()
@@ -319,9 +415,18 @@ class Command(BaseCommand):
 
         # Deferred: the Redis client and Django's migration loader load only when restoring.
         from backup_tasks.queueing.flight import running
-        from backup_tasks.services.restore import restore_snapshot
+        from backup_tasks.services.restore import restore_at, restore_snapshot
 
-        result = restore_snapshot(path=path, running_tasks=running, trigger=trigger, confirm=confirm)
+        if at is not None:
+            result = restore_at(
+                moment=at,
+                where=options["source"] or "local",
+                running_tasks=running,
+                trigger=trigger,
+                confirm=confirm,
+            )
+        else:
+            result = restore_snapshot(path=path, running_tasks=running, trigger=trigger, confirm=confirm)
         self.stdout.write(
             f"Safety snapshot of the live database: {layout.display_str(result.safety_snapshot)}"
         )
@@ -331,13 +436,21 @@ class Command(BaseCommand):
         )
 
     def _drill(self, options: dict, trigger: str) -> None:
-        from backup_tasks.services.restore import restore_drill  # deferred, as in _restore
+        from backup_tasks.services.restore import history_drill, restore_drill  # deferred, as in _restore
 
         result = restore_drill(trigger=trigger)
         self.stdout.write(
             f"Restore drill passed: {layout.display_str(result.path)} restored to a scratch file with "
             f"{result.rows:,} readings (newest {result.newest_reading}), integrity ok, matching its record."
         )
+        from backup_tasks.services import history  # deferred: only with the history on
+
+        if history.enabled():
+            for drill in history_drill(trigger=trigger, offsite=options["offsite"]):
+                self.stdout.write(
+                    f"Restore drill passed: {drill.path} restored to a scratch file with {drill.rows:,} "
+                    f"readings (newest {drill.newest_reading}), integrity ok, matching its record."
+                )
 
     def _check(self, options: dict, trigger: str) -> None:
         health = backup_health(max_age_hours=options["max_age"])
