@@ -418,3 +418,29 @@ def test_a_compressed_dump_is_verified_and_restored(pg_project):
     restored = restore(pg_project, dump)
     assert restored.returncode == 0, restored.stderr
     assert fingerprint(pg_project) == original
+
+
+def test_with_the_history_on_the_dump_is_uncompressed_and_restored_from_the_history(pg_project):
+    # Compressed, each hour's dump would share no chunks with the last one (restic compresses).
+    project = pg_project
+    history = {
+        **project.env,
+        "BACKUP_REPOSITORY": "",
+        "BACKUP_REPOSITORY_PASSWORD_FILE": str(project.root / "key"),
+    }
+    fill(project, 1_000)
+    project.manage("backup_database", "--type", "db", env=history, check=True)
+    [dump] = sorted((project.backups / "database").glob("*.dump"))
+    header = subprocess.run(["pg_restore", "--list", str(dump)], capture_output=True, text=True, check=True)
+    assert ";     Compression: 0\n" in header.stdout
+    plain = project.manage("backup_database", "--type", "db", check=True)  # history off: compressed
+    assert plain.returncode == 0
+    newest = sorted((project.backups / "database").glob("*.dump"))[-1]
+    listed = subprocess.run(["pg_restore", "--list", str(newest)], capture_output=True, text=True, check=True)
+    assert ";     Compression: 0\n" not in listed.stdout
+
+    before = fingerprint(project)
+    project.sql("DELETE FROM readings_reading WHERE id > 500")
+    result = project.manage("backup_database", "--restore", "--at", "2100-01-01 00:00", "--yes", env=history)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert fingerprint(project) == before

@@ -89,8 +89,12 @@ class Engine:
         """Whether path is one of the live database's own files (never to be read as a backup)."""
         return False
 
-    def snapshot(self, target: Path, *, with_sha256: bool = False) -> Snapshot:
-        """Write a consistent, checked copy of the whole database to target; say what it holds."""
+    def snapshot(self, target: Path, *, with_sha256: bool = False, for_history: bool = False) -> Snapshot:
+        """Write a consistent, checked copy of the whole database to target; say what it holds.
+
+        for_history: the copy goes into the deduplicating history, so the engine must
+        not compress it itself (a compressed copy shares no chunks with the last one).
+        """
         raise BackupError(
             f"Database snapshots are not supported for {self.settings_dict['ENGINE']}: "
             "use the CSV and JSON exports, or the database's own dump tool."

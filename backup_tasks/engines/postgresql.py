@@ -221,7 +221,7 @@ class PostgreSQLEngine(Engine):
         finally:
             conn.close()
 
-    def snapshot(self, target: Path, *, with_sha256: bool = False) -> Snapshot:
+    def snapshot(self, target: Path, *, with_sha256: bool = False, for_history: bool = False) -> Snapshot:
         """pg_dump --format=custom under an exported snapshot; the readings counted in that same snapshot."""
         conn = self.connect()
         try:
@@ -236,7 +236,15 @@ class PostgreSQLEngine(Engine):
                     f"The PostgreSQL {self.where()} has no readings table: run 'python manage.py migrate'."
                 ) from None
             digest = self._dump_and_read(
-                [pg_dump, "--format=custom", f"--snapshot={exported}", "--no-password"], target
+                # -Z0 for the history: restic compresses, and finds what the last dump shared.
+                [
+                    pg_dump,
+                    "--format=custom",
+                    *(["--compress=0"] if for_history else []),
+                    f"--snapshot={exported}",
+                    "--no-password",
+                ],
+                target,
             )
             conn.rollback()
         finally:

@@ -165,7 +165,7 @@ class SQLiteEngine(Engine):
             raise self._translate(exc) from None
         return db
 
-    def snapshot(self, target: Path, *, with_sha256: bool = False) -> Snapshot:
+    def snapshot(self, target: Path, *, with_sha256: bool = False, for_history: bool = False) -> Snapshot:
         source = self.connect()
         try:
             copy = sqlite3.connect(target, isolation_level=None)

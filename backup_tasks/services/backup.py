@@ -221,7 +221,7 @@ def snapshot_database(
         with atomic_output(folder, name_for, when, "the database backup") as out:
             if method == "none":
                 with written_back(out.tmp):
-                    snapshot = engine.snapshot(out.tmp, with_sha256=True)
+                    snapshot = engine.snapshot(out.tmp, with_sha256=True, for_history=history.enabled())
                 sha256 = snapshot.sha256 or file_sha256(out.tmp)
             else:
                 # Verified as a plain database first, then compressed.
