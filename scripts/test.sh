@@ -44,4 +44,7 @@ initdb_path=$(compgen -G "/usr/lib/postgresql/*/bin/initdb" | sort -V | tail -n 
 require "${initdb_path:-/usr/lib/postgresql/initdb}" postgresql postgresql-client
 require pg_dump postgresql-client
 
-exec .venv/bin/python -m pytest "$@"
+# Two workers: most tests wait on worker processes, servers and the disk, so two
+# share two cores well. A file's tests stay together (its module fixtures start
+# servers once). TEST_WORKERS=0 runs everything in this one process.
+exec .venv/bin/python -m pytest -n "${TEST_WORKERS:-2}" --dist loadfile "$@"

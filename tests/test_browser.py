@@ -181,9 +181,13 @@ def live(tmp_path_factory, migrated_template, redis_server):
         worker.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
-    """Debian's Chromium, headless; never a browser of Playwright's own."""
+    """Debian's Chromium, headless; never a browser of Playwright's own.
+
+    Stopped with this module: while Playwright's sync API is up, its event loop can be
+    the thread's running loop, and Django refuses database calls from such a thread.
+    Tests of other files that a pytest-xdist worker ran after this one failed so."""
     with sync_playwright() as playwright:
         # --no-sandbox: the tests run as root, where Chromium's sandbox refuses to start.
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
