@@ -1,4 +1,9 @@
-"""The real `celery -A smartAquarium worker -B` on PostgreSQL: a scheduled complete backup, recorded and verified."""
+"""The real `celery -A smartAquarium worker -B` on PostgreSQL: a scheduled complete backup, recorded,
+verified and in the backup history."""
+
+import json
+import os
+import subprocess
 
 from tests.conftest import PG_FILL_SQL, wait_until
 
@@ -18,7 +23,15 @@ def test_worker_with_beat_backs_up_postgresql(pg_project, celery_app, celery_pro
     project = pg_project
     project.sql(PG_FILL_SQL, [499])
     project.manage("shell", "-c", EVERY_TWO_SECONDS, check=True)
-    worker = celery_processes(project, celery_app.conf.broker_url, "-B", BACKUP_EXPORT_LAG="0").start()
+    key = project.root / "backup-repository.key"
+    worker = celery_processes(
+        project,
+        celery_app.conf.broker_url,
+        "-B",
+        BACKUP_EXPORT_LAG="0",
+        BACKUP_REPOSITORY="",  # the history on, with restic (the test command installs it)
+        BACKUP_REPOSITORY_PASSWORD_FILE=str(key),
+    ).start()
 
     def one_backup_done() -> bool:
         """A complete backup recorded: its JSON export, the last of the three, succeeded."""
@@ -43,3 +56,18 @@ def test_worker_with_beat_backs_up_postgresql(pg_project, celery_app, celery_pro
         == f"OK       backups/database/{dump.name}: integrity ok, 500 readings"
     )
     assert "Hourly backup started (scheduled for " in (project.backups / "scheduled_backup.log").read_text()
+
+    # The dump went into the history, as its run says.
+    [(details,)] = project.sql(
+        "SELECT details FROM backup_tasks_backuprun WHERE kind = 'snapshot' AND file LIKE %s", [f"%{stamp}%"]
+    )
+    restic = dict(
+        os.environ, RESTIC_REPOSITORY=str(project.backups / "repository"), RESTIC_PASSWORD_FILE=str(key)
+    )
+    points = json.loads(
+        subprocess.run(
+            ["restic", "snapshots", "--json", "--tag", "kind:db"], env=restic, capture_output=True, check=True
+        ).stdout
+    )
+    stored = {p["short_id"]: p["paths"] for p in points}
+    assert details["history"]["snapshot_id"] in stored
