@@ -95,7 +95,16 @@ def check_history(app_configs=None, **kwargs):
         return []
     problem = unavailable()
     if problem is None:
-        return []
+        if conf.compression() == "none":
+            return []
+        return [
+            Warning(
+                f"BACKUP_COMPRESSION={conf.compression()} with the backup history on: a compressed "
+                "snapshot shares no chunks with the last one, so the history stores every hour whole.",
+                hint="Set BACKUP_COMPRESSION=none: the history compresses what it stores itself.",
+                id="backup_tasks.W011",
+            )
+        ]
     return [
         Warning(
             f"{problem}. Backups go on as plain files only: no deduplicated hourly history, "

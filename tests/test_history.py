@@ -510,3 +510,18 @@ def test_too_old_a_restic_is_one_line_and_backups_go_on(history_project, tmp_pat
         f"Error: restic 0.12.1 at {fake} is too old for the backup history: install restic 0.14 or newer "
         "(Debian/Raspberry Pi OS: sudo apt-get install restic)"
     ]
+
+
+def test_compressed_backups_with_the_history_on_are_warned_about(history_project):
+    # A compressed snapshot shares no chunks with the last one: the history would keep each hour whole.
+    project = history_project
+    plain = project.manage("check", check=True)
+    assert "backup_tasks.W011" not in plain.stdout + plain.stderr
+    env = {**project.env, "BACKUP_COMPRESSION": "zstd"}
+    warned = project.manage("check", env=env, check=True)
+    assert (
+        "(backup_tasks.W011) BACKUP_COMPRESSION=zstd with the backup history on: a compressed snapshot "
+        "shares no chunks with the last one, so the history stores every hour whole."
+    ) in warned.stderr
+    off = project.manage("check", env={**env, "BACKUP_REPOSITORY": "off"}, check=True)
+    assert "backup_tasks.W011" not in off.stdout + off.stderr
