@@ -1194,13 +1194,13 @@ def plot(report: dict, path: Path) -> None:
 
     bars = [
         Bar(
-            f"{r['operation']} · {r['size']} · {shorten(r['reference'])}",
-            r["ratio"],
+            f"{r['operation']} · {r['size']} · {shorten(r['reference'])}{' (in-process)' if judged(r) != 'ratio' else ''}",
+            r[judged(r)],
             target_limit(r),
             r.get("meets_target"),
         )
         for r in report["results"]
-        if r.get("ratio")
+        if r.get(judged(r))
     ]
     info = report["machine"]
     title = (
@@ -1213,6 +1213,11 @@ def plot(report: dict, path: Path) -> None:
 
 def shorten(reference: str, width: int = 52) -> str:
     return reference if len(reference) <= width else reference[: width - 1] + "…"
+
+
+def judged(result: dict) -> str:
+    """The ratio a result's target is on: the whole process's, or in-process where the target says so."""
+    return "ratio_inprocess" if result.get("target", "").startswith("ratio_inprocess") else "ratio"
 
 
 def target_limit(result: dict) -> float | None:
