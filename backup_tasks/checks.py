@@ -95,7 +95,7 @@ def check_history(app_configs=None, **kwargs):
         return []
     problem = unavailable()
     if problem is None:
-        if conf.compression() == "none":
+        if conf.compression() == "none" or conf.compression() not in SUFFIXES:  # E003 says what is wrong
             return []
         return [
             Warning(

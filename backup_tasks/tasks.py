@@ -325,5 +325,5 @@ def weekly_backup(self) -> dict:
 
 @shared_task(base=BackupTask, bind=True, label="Restore drill")
 def restore_drill(self) -> dict:
-    """Restore the newest snapshot into a scratch file and check it against its record."""
+    """Restore the newest snapshot into a scratch copy and check it against its record."""
     return self.run_steps([Step("restore_drill", _drill)])

@@ -525,3 +525,6 @@ def test_compressed_backups_with_the_history_on_are_warned_about(history_project
     ) in warned.stderr
     off = project.manage("check", env={**env, "BACKUP_REPOSITORY": "off"}, check=True)
     assert "backup_tasks.W011" not in off.stdout + off.stderr
+    bogus = project.manage("check", env={**env, "BACKUP_COMPRESSION": "bogus"})
+    assert "backup_tasks.E003" in bogus.stderr
+    assert "backup_tasks.W011" not in bogus.stderr  # one message for one mistake

@@ -444,3 +444,9 @@ def test_with_the_history_on_the_dump_is_uncompressed_and_restored_from_the_hist
     result = project.manage("backup_database", "--restore", "--at", "2100-01-01 00:00", "--yes", env=history)
     assert result.returncode == 0, result.stdout + result.stderr
     assert fingerprint(project) == before
+
+    # The weekly job's drill of restore points: into scratch databases, none left behind.
+    drill = project.manage("backup_database", "--drill", env=history)
+    assert drill.returncode == 0, drill.stdout + drill.stderr
+    assert "Restore drill passed: local restore point " in drill.stdout
+    assert scratch_databases(project) == []

@@ -422,7 +422,7 @@ def test_drill_passes_on_a_good_snapshot(backed_up):
     project, snapshot, *_ = backed_up
     result = project.manage("backup_database", "--drill", check=True)
     assert result.stdout.startswith(
-        f"Restore drill passed: backups/database/{snapshot.name} restored to a scratch file with 43,200 readings"
+        f"Restore drill passed: backups/database/{snapshot.name} restored to a scratch copy with 43,200 readings"
     )
     assert runs(project.db)[-1][:2] == ("drill", "succeeded")
     assert sorted(p.name for p in snapshot.parent.iterdir()) == [snapshot.name, f"{snapshot.name}.sha256"]

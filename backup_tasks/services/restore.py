@@ -212,7 +212,7 @@ def restore_at(
 def restore_drill(
     *, alias: str = DEFAULT_DB_ALIAS, root: Path | None = None, trigger: str = ""
 ) -> DrillResult:
-    """Restore the newest snapshot into a scratch file and check it against its record."""
+    """Restore the newest snapshot into a scratch copy and check it against its record."""
     with recorded(BackupRun.Kind.DRILL, trigger=trigger, alias=alias) as run:
         began = time.monotonic()
         engine = get_engine(alias)
@@ -253,7 +253,7 @@ def restore_drill(
 def history_drill(
     *, alias: str = DEFAULT_DB_ALIAS, root: Path | None = None, trigger: str = "", offsite: bool = False
 ) -> list[DrillResult]:
-    """Restore the newest database restore point and one random older one into scratch files.
+    """Restore the newest database restore point and one random older one into scratch copies.
 
     Each is checked against its checksum, the engine's integrity check and the
     readings recorded when it was taken. offsite: from the offsite repository.
@@ -275,10 +275,10 @@ def history_drill(
             try:
                 path = history.fetch(repo, point, folder)
                 with restorable(engine, path) as (plain, _):
-                    scratch = folder / f"drill_{plain.name}"
                     try:
-                        engine.restore_into(plain, scratch)
-                        restored = engine.verify_copy(scratch)
+                        # A scratch copy the engine makes and removes: a file beside it on
+                        # SQLite, a scratch database on PostgreSQL.
+                        restored = engine.drill(plain)
                     except (RestoreFailed, DamagedCopy) as exc:
                         raise BackupError(
                             f"Restore drill of {where} restore point {point.short_id} failed: {exc}."

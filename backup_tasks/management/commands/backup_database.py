@@ -187,7 +187,7 @@ class Command(BaseCommand):
         modes.add_argument(
             "--drill",
             action="store_true",
-            help="restore the newest snapshot into a scratch file and check it",
+            help="restore the newest snapshot into a scratch copy (a file, or a database on PostgreSQL) and check it",
         )
         modes.add_argument(
             "--check",
@@ -440,7 +440,7 @@ class Command(BaseCommand):
 
         result = restore_drill(trigger=trigger)
         self.stdout.write(
-            f"Restore drill passed: {layout.display_str(result.path)} restored to a scratch file with "
+            f"Restore drill passed: {layout.display_str(result.path)} restored to a scratch copy with "
             f"{result.rows:,} readings (newest {result.newest_reading}), integrity ok, matching its record."
         )
         from backup_tasks.services import history  # deferred: only with the history on
@@ -448,7 +448,7 @@ class Command(BaseCommand):
         if history.enabled():
             for drill in history_drill(trigger=trigger, offsite=options["offsite"]):
                 self.stdout.write(
-                    f"Restore drill passed: {drill.path} restored to a scratch file with {drill.rows:,} "
+                    f"Restore drill passed: {drill.path} restored to a scratch copy with {drill.rows:,} "
                     f"readings (newest {drill.newest_reading}), integrity ok, matching its record."
                 )
 
