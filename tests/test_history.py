@@ -5,6 +5,7 @@ import os
 import sqlite3
 import stat
 import time
+from datetime import timedelta
 
 import pytest
 
@@ -458,7 +459,8 @@ def test_status_shows_the_history_and_the_offsite_state(tmp_path, migrated_templ
     assert " on disk" in section[2]
     assert section[3].startswith(f"  Key: {project.key} (keep a copy away from the plant")
     assert section[4] == f"  Offsite: {location}, last caught up 0.0 h ago"
-    assert section[5].startswith("  Disk forecast: at the last 7 days' growth the backup disk is full in ")
+    # One job is a starting size, not growth: no forecast before a day of points.
+    assert section[5] == "  Disk forecast: no growth measured yet (after a day of restore points)"
     assert project.key.read_text().strip() not in status
 
 
@@ -528,3 +530,31 @@ def test_compressed_backups_with_the_history_on_are_warned_about(history_project
     bogus = project.manage("check", env={**env, "BACKUP_COMPRESSION": "bogus"})
     assert "backup_tasks.E003" in bogus.stderr
     assert "backup_tasks.W011" not in bogus.stderr  # one message for one mistake
+
+
+@pytest.mark.django_db
+def test_the_disk_forecast_counts_growth_after_the_first_job(backup_dir):
+    from django.utils import timezone
+
+    from backup_tasks.models import BackupRun
+    from backup_tasks.services.history import days_until_full
+    from backup_tasks.storage.safefile import disk_usage
+
+    backup_dir.mkdir()
+    now = timezone.now()
+
+    def point(hours_ago: float, added: int) -> None:
+        BackupRun.objects.create(
+            kind="snapshot",
+            status="succeeded",
+            started_at=now - timedelta(hours=hours_ago),
+            details={"history": {"snapshot_id": "x", "data_added": added}},
+        )
+
+    point(48, 10**9)  # the first point: the whole database
+    point(47.99, 10**8)  # the same job's exports
+    assert days_until_full(now=now - timedelta(hours=30)) is None  # under a day of points
+    point(24, 5 * 10**6)
+    point(0, 5 * 10**6)
+    free = disk_usage(backup_dir)[1]
+    assert days_until_full(now=now) == pytest.approx(free / (10**7 / 2), rel=0.01)

@@ -457,23 +457,34 @@ def figures(*, alias: str = "default") -> Figures:
     )
 
 
+# Growth is measured over at least this long: the first restore point holds the whole
+# database, and a forecast from a few hours of points would be noise.
+FORECAST_SPAN = timedelta(days=1)
+
+
 def days_until_full(*, alias: str = "default", now: datetime | None = None) -> float | None:
-    """At the growth of the last 7 days (data the history and plain files added), days until the disk is full."""
+    """At the growth of the last 7 days, days until the backup disk is full; None until a day is seen.
+
+    Growth is what the history took in after the window's first job (that job's points
+    are the starting size, not growth), before restic's compression: a forecast that
+    errs early.
+    """
     usage = disk_usage(conf.backup_dir())
     if usage is None:
         return None
-    since = (now or timezone.now()) - timedelta(days=7)
-    runs = BackupRun.objects.using(alias).succeeded().filter(started_at__gte=since)
-    added = 0
-    first = None
+    now = now or timezone.now()
+    runs = BackupRun.objects.using(alias).succeeded().filter(started_at__gte=now - timedelta(days=7))
+    added: list[tuple[datetime, int]] = []
     for started, details in runs.values_list("started_at", "details"):
         stored = (details or {}).get("history")
-        if not isinstance(stored, dict):
-            continue
-        added += int(stored.get("data_added") or 0)
-        first = started if first is None or started < first else first
-    if not added or first is None:
+        if isinstance(stored, dict):
+            added.append((started, int(stored.get("data_added") or 0)))
+    if not added:
         return None
-    days = max((now or timezone.now()) - first, timedelta(hours=1)).total_seconds() / 86400
-    per_day = added / days
+    first = min(started for started, _ in added)
+    if now - first < FORECAST_SPAN:
+        return None
+    # The first job's files are written within a minute of each other.
+    growth = sum(size for started, size in added if started - first > timedelta(minutes=1))
+    per_day = growth / ((now - first).total_seconds() / 86400)
     return usage[1] / per_day if per_day else None

@@ -209,5 +209,5 @@ def history_lines(alias: str = "default") -> list[str]:
             f"Disk forecast: at the last 7 days' growth the backup disk is full in {figures.days_until_full:,.0f} days"
         )
     else:
-        lines.append("Disk forecast: no growth measured yet")
+        lines.append("Disk forecast: no growth measured yet (after a day of restore points)")
     return lines
