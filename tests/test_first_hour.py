@@ -63,6 +63,13 @@ def marked_processes(marker: str) -> set[int]:
     return found
 
 
+def as_at_a_terminal(*argv: str) -> list[str]:
+    """argv with Ctrl-C's signal as a terminal gives it: a test run started in the background
+    (`nohup ... &`) passes SIGINT on ignored, and a shell cannot trap a signal ignored at its start."""
+    reset = "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])"
+    return [sys.executable, "-c", reset, *argv]
+
+
 class Serve:
     """./scripts/serve.sh on a project's database and backup folder."""
 
@@ -88,7 +95,7 @@ class Serve:
     def start(self, wait: bool = True) -> "Serve":
         with open(self.log, "ab") as out:
             self.process = subprocess.Popen(
-                [str(SERVE)],
+                as_at_a_terminal(str(SERVE)),
                 cwd=self.project.root,
                 env=self.env,
                 stdout=out,
