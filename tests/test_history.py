@@ -108,6 +108,8 @@ def test_restore_at_brings_back_exactly_the_second_backup(history_project):
     assert listing.count(" db ") == 3
     assert "3 restore points in the local history." in listing
     assert [line.split()[5] for line in listing.splitlines()[1:4]] == ["1,296", "864", "432"]
+    header, first = listing.splitlines()[:2]
+    assert header.index("Kind") == first.index(" db ") + 1  # the columns under their headings
 
     # The moment between the second and the third point, in plant time (UTC here).
     second, third = points[1], points[2]

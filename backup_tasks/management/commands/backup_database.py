@@ -367,7 +367,7 @@ class Command(BaseCommand):
         if not entries:
             self.stdout.write(f"No restore points in the {where} history yet.")
             return
-        self.stdout.write(f"{'Plant time':<20} {'Kind':<5} {'Size':>10} {'Readings':>12}  Where    Point")
+        self.stdout.write(f"{'Plant time':<19} {'Kind':<5} {'Size':>10} {'Readings':>12}  Where    Point")
         for entry in entries:
             size = human_size(entry.size) if entry.size is not None else "?"
             rows = f"{entry.rows:,}" if entry.rows is not None else "?"
