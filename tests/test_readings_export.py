@@ -315,7 +315,9 @@ def test_a_download_of_300_000_readings_streams_in_flat_memory(project, format):
 
     # The whole database as one download: the very bytes of a backup export.
     assert large["sha256"] == hashlib.sha256(backup.read_bytes()).hexdigest()
-    assert large["size"] > 10 * small["size"] > 0
+    # Ten times the readings; a reading's line is a byte or two longer or shorter with its
+    # digits, which vary with the simulated values (it once came out at 9.999 times).
+    assert large["size"] > 9 * small["size"] > 0
     assert large["blocks"] > 100
     # Ten times the readings may cost a few MB of SQLite page cache, not ten times the memory.
     assert large["peak_kb"] / 1024 < small["peak_kb"] / 1024 + 10, (small, large)
